@@ -46,6 +46,16 @@ impl Decision {
         Self { allowed: false, message: message.into(), ..Self::default() }
     }
 
+    /// Allows when `violations` is empty, else denies with every violation,
+    /// one sentence each, so the user can fix them all in one go.
+    pub fn from_violations(violations: Vec<String>) -> Self {
+        if violations.is_empty() {
+            Self::allow()
+        } else {
+            Self::deny(violations.join("; "))
+        }
+    }
+
     /// The policy could not decide (unreadable request or settings).
     pub fn error(cause: impl Into<String>) -> Self {
         Self { allowed: false, error: Some(cause.into()), ..Self::default() }
@@ -183,6 +193,13 @@ mod tests {
                    "auditAnnotations": {"k": "v"},
                    "patch": [{"op": "add", "path": "/metadata/labels/a", "value": "b"}]})
         );
+    }
+
+    #[test]
+    fn violations_are_joined_into_one_denial() {
+        assert!(Decision::from_violations(vec![]).allowed);
+        let d = Decision::from_violations(vec!["a is bad".into(), "b is bad".into()]);
+        assert_eq!(d.message, "a is bad; b is bad");
     }
 
     #[test]

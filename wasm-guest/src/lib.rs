@@ -44,16 +44,19 @@
 pub mod abi;
 mod decision;
 mod error;
+mod glob;
 mod image;
 pub mod pod;
 mod request;
 mod settings;
+pub mod testing;
 
 pub use decision::{Decision, IntoDecision, PatchOp};
 pub use error::Error;
+pub use glob::glob_match;
 pub use image::ImageRef;
 pub use request::{GroupVersionKind, GroupVersionResource, PodPair, Request, UserInfo};
-pub use settings::{NoSettings, Settings};
+pub use settings::{parse_settings as settings_from_json, NoSettings, Settings};
 
 /// Re-exported so policies need not depend on serde_json themselves.
 pub use serde_json;

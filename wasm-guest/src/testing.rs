@@ -1,0 +1,38 @@
+//! Helpers for a policy's native unit tests: the AdmissionRequest
+//! `kubectl debug` sends, built from the pod and the container it adds.
+
+use serde_json::{json, Value};
+
+/// The AdmissionRequest of `kubectl debug`: an UPDATE of
+/// `pods/ephemeralcontainers` whose `object` is `pod` plus `debug` among its
+/// ephemeral containers, and whose `oldObject` is `pod` as given.
+pub fn debug_request(pod: &Value, debug: Value, username: &str, groups: &[&str]) -> Vec<u8> {
+    let mut object = pod.clone();
+    let spec = &mut object["spec"];
+    match spec.get_mut("ephemeralContainers").and_then(Value::as_array_mut) {
+        Some(list) => list.push(debug),
+        None => spec["ephemeralContainers"] = json!([debug]),
+    }
+    let request = json!({
+        "uid": "00000000-0000-0000-0000-000000000001",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "subResource": "ephemeralcontainers",
+        "operation": "UPDATE",
+        "namespace": pod["metadata"]["namespace"].as_str().unwrap_or("default"),
+        "name": pod["metadata"]["name"].as_str().unwrap_or("web"),
+        "userInfo": {"username": username, "groups": groups},
+        "object": object,
+        "oldObject": pod,
+    });
+    serde_json::to_vec(&request).expect("JSON values serialise")
+}
+
+/// A small pod with one container `app`, for tests.
+pub fn web_pod() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}
+    })
+}
