@@ -1,0 +1,180 @@
+//! What one policy concluded ([`Verdict`]) and how the verdicts of every
+//! policy combine into one AdmissionResponse.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::manifest::{FailureAction, FailurePolicy};
+use crate::review::AdmissionResponse;
+
+/// The decision JSON of ABI v1, as a guest returns it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GuestDecision {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// Why not.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Status code of a denial.
+    #[serde(default)]
+    pub code: Option<u16>,
+    /// Warnings.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Audit annotations.
+    #[serde(default)]
+    pub audit_annotations: BTreeMap<String, String>,
+    /// RFC 6902 operations.
+    #[serde(default)]
+    pub patch: Vec<Value>,
+    /// The guest could not decide.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl GuestDecision {
+    /// Reads decision JSON; the error says what is wrong with it.
+    pub fn parse(output: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(output).map_err(|e| format!("returned output that is not UTF-8 ({e})"))?;
+        serde_json::from_str(text).map_err(|e| format!("returned output that is not decision JSON ({e}): {}", excerpt(text)))
+    }
+}
+
+/// At most 120 characters of guest output, for messages.
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(120) {
+        Some((end, _)) => format!("{:?}...", &text[..end]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// What one policy concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The request passes this policy (perhaps with warnings, annotations
+    /// and a patch).
+    Pass {
+        warnings: Vec<String>,
+        audit_annotations: BTreeMap<String, String>,
+        patch: Vec<Value>,
+    },
+    /// The request violates the policy.
+    Violation { message: String, code: Option<u16>, warnings: Vec<String> },
+    /// The policy could not decide (trap, timeout, bad output, ...).
+    Failure { cause: String },
+}
+
+/// One policy's verdict, with what the manifest says to do with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyResult {
+    /// The policy's name.
+    pub policy: String,
+    /// What a violation does.
+    pub action: FailureAction,
+    /// What a failure does.
+    pub failure_policy: FailurePolicy,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// Combines every policy's result: any Enforce violation (or failure under
+/// `failurePolicy: Fail`) denies, listing each with its reason; Audit
+/// violations become audit annotations; Warn violations and ignored
+/// failures become warnings. Every message starts with the policy's name.
+pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> AdmissionResponse {
+    let mut denials: Vec<(String, Option<u16>)> = Vec::new();
+    let mut response = AdmissionResponse::allow(uid);
+    for result in results {
+        let name = &result.policy;
+        match &result.verdict {
+            Verdict::Pass { warnings, audit_annotations, .. } => {
+                response.warnings.extend(warnings.iter().map(|w| format!("{name}: {w}")));
+                for (key, value) in audit_annotations {
+                    response.audit_annotations.insert(format!("{name}.{key}"), value.clone());
+                }
+            }
+            Verdict::Violation { message, code, warnings } => {
+                response.warnings.extend(warnings.iter().map(|w| format!("{name}: {w}")));
+                let message = format!("{name}: {message}");
+                match result.action {
+                    FailureAction::Enforce => denials.push((message, *code)),
+                    FailureAction::Audit => {
+                        response.audit_annotations.insert(name.clone(), message);
+                    }
+                    FailureAction::Warn => response.warnings.push(message),
+                }
+            }
+            Verdict::Failure { cause } => match result.failure_policy {
+                FailurePolicy::Fail => denials.push((
+                    format!("{name}: the policy failed ({cause}); its failurePolicy Fail denies the request"),
+                    None,
+                )),
+                FailurePolicy::Ignore => response.warnings.push(format!(
+                    "{name}: the policy failed ({cause}); its failurePolicy Ignore let the request through"
+                )),
+            },
+        }
+    }
+    match denials.as_slice() {
+        [] if patch.is_empty() => response,
+        [] => response.with_patch(patch),
+        [(message, code)] => response.deny(code.unwrap_or(403), message.clone()),
+        many => {
+            let messages: Vec<&str> = many.iter().map(|(m, _)| m.as_str()).collect();
+            response.deny(403, messages.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(policy: &str, action: FailureAction, failure_policy: FailurePolicy, verdict: Verdict) -> PolicyResult {
+        PolicyResult { policy: policy.into(), action, failure_policy, verdict }
+    }
+
+    fn violation(message: &str) -> Verdict {
+        Verdict::Violation { message: message.into(), code: None, warnings: vec![] }
+    }
+
+    #[test]
+    fn enforce_denies_audit_annotates_warn_warns() {
+        use FailureAction::*;
+        let results = [
+            result("a", Enforce, FailurePolicy::Fail, violation("bad a")),
+            result("b", Audit, FailurePolicy::Fail, violation("bad b")),
+            result("c", Warn, FailurePolicy::Fail, violation("bad c")),
+            result("d", Enforce, FailurePolicy::Fail, violation("bad d")),
+        ];
+        let r = combine("u", &results, &[]);
+        assert!(!r.allowed);
+        let status = r.status.unwrap();
+        assert_eq!(status.code, 403);
+        assert_eq!(status.message, "a: bad a; d: bad d");
+        assert_eq!(r.audit_annotations["b"], "b: bad b");
+        assert_eq!(r.warnings, ["c: bad c"]);
+    }
+
+    #[test]
+    fn failures_follow_the_failure_policy() {
+        let failure = Verdict::Failure { cause: "timed out after 100 ms".into() };
+        let ignored = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Ignore, failure.clone())], &[]);
+        assert!(ignored.allowed);
+        assert!(ignored.warnings[0].starts_with("p: the policy failed (timed out after 100 ms)"));
+        let failed = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Fail, failure)], &[]);
+        assert!(!failed.allowed);
+        assert!(failed.status.unwrap().message.contains("failurePolicy Fail denies"));
+    }
+
+    #[test]
+    fn guest_output_must_be_decision_json() {
+        assert!(GuestDecision::parse(br#"{"allowed": true}"#).is_ok());
+        assert!(GuestDecision::parse(b"\xff\xfe").unwrap_err().contains("not UTF-8"));
+        assert!(GuestDecision::parse(br#"{"allow": true}"#).unwrap_err().contains("not decision JSON"));
+        assert!(GuestDecision::parse(b"[]").unwrap_err().contains("not decision JSON"));
+    }
+}

@@ -1,0 +1,40 @@
+//! `egate-engine` decides Kubernetes admission requests with policies that
+//! are sandboxed WebAssembly modules. It loads policy manifests (YAML, one
+//! policy per document), compiles their modules once, checks their settings,
+//! and judges `AdmissionReview` requests: allow, deny with a message that
+//! names the policy, warn, audit, or mutate with a JSON Patch.
+//!
+//! Each evaluation runs in a fresh wasm instance with no WASI capability,
+//! under a deadline, a memory cap and an output cap; a guest that traps,
+//! loops or returns garbage is a failure of its policy, decided by the
+//! policy's `failurePolicy`, never a crash of the host.
+//!
+//! ```no_run
+//! use egate_engine::{PolicySet, Sandbox, SandboxConfig};
+//!
+//! let sandbox = Sandbox::new(SandboxConfig::default())?;
+//! let policies = PolicySet::load(&sandbox, &["examples/policies/debug-policies.yaml".into()])?;
+//! let review = std::fs::read("examples/requests/debug-privileged.json")?;
+//! let response = policies.review(&review)?;
+//! if !response.allowed {
+//!     println!("denied: {}", response.status.unwrap().message);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod builtin;
+mod cache;
+pub mod decision;
+mod error;
+pub mod manifest;
+pub mod matching;
+mod policy;
+pub mod review;
+mod sandbox;
+mod wasi;
+
+pub use cache::{hex, ModuleCache};
+pub use error::{LoadError, ReviewError};
+pub use policy::{Policy, PolicySet};
+pub use review::AdmissionResponse;
+pub use sandbox::{GuestError, GuestModule, Sandbox, SandboxConfig};

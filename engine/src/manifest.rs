@@ -1,0 +1,264 @@
+//! Policy manifests: Kyverno-style YAML (or JSON), one policy per document.
+//!
+//! ```yaml
+//! apiVersion: egate.dev/v1
+//! kind: ClusterPolicy
+//! metadata: {name: no-privileged-debug}
+//! spec:
+//!   failureAction: Enforce      # Enforce | Audit | Warn
+//!   failurePolicy: Fail         # Fail | Ignore
+//!   timeoutMs: 100
+//!   match: {resources: [pods/ephemeralcontainers], operations: [UPDATE], namespaces: ["*"]}
+//!   exclude: {namespaces: [kube-system]}
+//!   module: builtin:privileged  # or a .wasm path relative to this file
+//!   settings: {}
+//! ```
+//!
+//! Unknown fields are errors that name the field: a misspelt key must not
+//! silently weaken a policy.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::LoadError;
+
+/// The API version manifests declare.
+pub const API_VERSION: &str = "egate.dev/v1";
+/// Default evaluation deadline.
+pub const DEFAULT_TIMEOUT_MS: u64 = 100;
+/// Operations a `match.operations` entry may name.
+const OPERATIONS: [&str; 5] = ["CREATE", "UPDATE", "DELETE", "CONNECT", "*"];
+
+/// One policy manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Manifest {
+    /// Must be `egate.dev/v1`.
+    pub api_version: String,
+    /// `ClusterPolicy` (or `Policy`).
+    pub kind: String,
+    /// The policy's name.
+    pub metadata: Metadata,
+    /// What the policy judges and how.
+    pub spec: Spec,
+}
+
+/// Manifest metadata.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// Unique name; every message of the policy starts with it.
+    pub name: String,
+    /// Free-form labels.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Free-form annotations.
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// The policy's spec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Spec {
+    /// What a violation does.
+    #[serde(default)]
+    pub failure_action: FailureAction,
+    /// What a failure of the policy itself (trap, timeout, bad output) does.
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+    /// Evaluation deadline in milliseconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// Which requests the policy judges.
+    #[serde(rename = "match")]
+    pub match_: ResourceFilter,
+    /// Requests the policy skips even when they match.
+    #[serde(default)]
+    pub exclude: Option<ResourceFilter>,
+    /// `builtin:NAME` or a path to a `.wasm`, relative to the manifest.
+    pub module: String,
+    /// Settings handed to the module, checked when the policy loads.
+    #[serde(default)]
+    pub settings: serde_json::Value,
+    /// Whether the module may return JSON Patch operations.
+    #[serde(default)]
+    pub mutating: bool,
+}
+
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+
+/// What a violation of the policy does to the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum FailureAction {
+    /// Deny the request.
+    #[default]
+    Enforce,
+    /// Allow it and record the violation as an audit annotation.
+    Audit,
+    /// Allow it and return the violation as a warning.
+    Warn,
+}
+
+/// What happens when the policy cannot decide (trap, timeout, bad output).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum FailurePolicy {
+    /// Deny the request.
+    #[default]
+    Fail,
+    /// Allow it, with a warning naming the failure.
+    Ignore,
+}
+
+/// `match` and `exclude`: which requests a policy concerns. An empty list
+/// means any; globs are Kyverno-style (`*` any run, `/` included; `?` one).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceFilter {
+    /// `pods`, `pods/ephemeralcontainers`, `pods/*`.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// `CREATE`, `UPDATE`, `DELETE`, `CONNECT`, `*`.
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// Namespace globs.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+}
+
+/// Where a module comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ModuleSource {
+    /// A module of the library compiled into egate.
+    Builtin(String),
+    /// A `.wasm` file.
+    File(PathBuf),
+}
+
+impl Manifest {
+    /// Where the module comes from, a path resolved against `manifest_dir`.
+    pub fn module_source(&self, manifest_dir: &Path) -> ModuleSource {
+        match self.spec.module.strip_prefix("builtin:") {
+            Some(name) => ModuleSource::Builtin(name.to_string()),
+            None => ModuleSource::File(manifest_dir.join(&self.spec.module)),
+        }
+    }
+
+    /// Checks what serde cannot: names, versions, operations, timeouts.
+    fn check(&self) -> Result<(), String> {
+        if self.api_version != API_VERSION {
+            return Err(format!("apiVersion is {:?}: write apiVersion: {API_VERSION}", self.api_version));
+        }
+        if self.kind != "ClusterPolicy" && self.kind != "Policy" {
+            return Err(format!("kind is {:?}: write kind: ClusterPolicy", self.kind));
+        }
+        let name = &self.metadata.name;
+        let valid_name = !name.is_empty()
+            && name.len() <= 63
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !valid_name {
+            return Err(format!(
+                "metadata.name {name:?} is not a valid name: use up to 63 lowercase letters, digits, '-' or '.'"
+            ));
+        }
+        if self.spec.module.trim().is_empty() || self.spec.module == "builtin:" {
+            return Err(format!("policy {name:?}: spec.module is empty: write builtin:NAME or a path to a .wasm file"));
+        }
+        if self.spec.timeout_ms == 0 || self.spec.timeout_ms > 30_000 {
+            return Err(format!("policy {name:?}: spec.timeoutMs must be between 1 and 30000, got {}", self.spec.timeout_ms));
+        }
+        for (field, filter) in [("match", Some(&self.spec.match_)), ("exclude", self.spec.exclude.as_ref())] {
+            if let Some(op) = filter.into_iter().flat_map(|f| &f.operations).find(|op| !OPERATIONS.contains(&op.as_str())) {
+                return Err(format!(
+                    "policy {name:?}: spec.{field}.operations holds {op:?}: use CREATE, UPDATE, DELETE, CONNECT or \"*\""
+                ));
+            }
+        }
+        if self.spec.match_.resources.is_empty() {
+            return Err(format!(
+                "policy {name:?}: spec.match.resources is empty: name what it judges, e.g. [pods/ephemeralcontainers]"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads every policy of a manifest file (YAML documents separated by
+/// `---`, or JSON).
+pub fn read_manifests(path: &Path) -> Result<Vec<Manifest>, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| LoadError::ReadManifest { path: path.to_path_buf(), source })?;
+    parse_manifests(&text).map_err(|message| LoadError::Manifest { path: path.to_path_buf(), message })
+}
+
+/// Parses manifest text; the error says which document and field is wrong.
+pub fn parse_manifests(text: &str) -> Result<Vec<Manifest>, String> {
+    let mut manifests = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = serde_yaml::Value::deserialize(document).map_err(|e| format!("document {}: {e}", index + 1))?;
+        if value.is_null() {
+            continue; // an empty document, e.g. a trailing `---`
+        }
+        let manifest: Manifest = serde_yaml::from_value(value).map_err(|e| format!("document {}: {e}", index + 1))?;
+        manifest.check().map_err(|e| format!("document {}: {e}", index + 1))?;
+        manifests.push(manifest);
+    }
+    if manifests.is_empty() {
+        return Err("it holds no policy: write at least one ClusterPolicy document".into());
+    }
+    Ok(manifests)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRIVILEGED: &str = "
+apiVersion: egate.dev/v1
+kind: ClusterPolicy
+metadata: {name: no-privileged}
+spec:
+  match: {resources: [pods/ephemeralcontainers], operations: [UPDATE]}
+  module: builtin:privileged
+";
+
+    #[test]
+    fn defaults_are_enforce_fail_and_100ms() {
+        let m = &parse_manifests(PRIVILEGED).unwrap()[0];
+        assert_eq!(m.spec.failure_action, FailureAction::Enforce);
+        assert_eq!(m.spec.failure_policy, FailurePolicy::Fail);
+        assert_eq!(m.spec.timeout_ms, 100);
+        assert_eq!(m.module_source(Path::new("/p")), ModuleSource::Builtin("privileged".into()));
+    }
+
+    #[test]
+    fn several_documents_and_json() {
+        let two = format!("{PRIVILEGED}---\n{}\n---\n", PRIVILEGED.replace("no-privileged", "second"));
+        assert_eq!(parse_manifests(&two).unwrap().len(), 2);
+        let json = r#"{"apiVersion": "egate.dev/v1", "kind": "ClusterPolicy", "metadata": {"name": "j"},
+                       "spec": {"match": {"resources": ["pods"]}, "module": "p.wasm"}}"#;
+        let m = &parse_manifests(json).unwrap()[0];
+        assert_eq!(m.module_source(Path::new("/p")), ModuleSource::File("/p/p.wasm".into()));
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let typo = PRIVILEGED.replace("module:", "failurePolicy: Fail\n  modul: x\n  module:");
+        let err = parse_manifests(&typo).unwrap_err();
+        assert!(err.contains("unknown field `modul`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_say_what_to_write() {
+        let err = parse_manifests(&PRIVILEGED.replace("UPDATE", "PATCH")).unwrap_err();
+        assert!(err.contains("spec.match.operations holds \"PATCH\""), "{err}");
+        let err = parse_manifests(&PRIVILEGED.replace("spec:", "spec:\n  failureAction: Deny")).unwrap_err();
+        assert!(err.contains("unknown variant `Deny`"), "{err}");
+        let err = parse_manifests(&PRIVILEGED.replace("egate.dev/v1", "kyverno.io/v1")).unwrap_err();
+        assert!(err.contains("write apiVersion: egate.dev/v1"), "{err}");
+        assert!(parse_manifests("").unwrap_err().contains("holds no policy"));
+    }
+}

@@ -1,0 +1,223 @@
+//! Policies and policy sets: loading manifests with their modules and
+//! settings, and judging an AdmissionReview with every matching policy.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::builtin;
+use crate::decision::{combine, GuestDecision, PolicyResult, Verdict};
+use crate::error::{LoadError, ReviewError};
+use crate::manifest::{read_manifests, FailureAction, FailurePolicy, Manifest, ModuleSource};
+use crate::matching::Matcher;
+use crate::review::{AdmissionResponse, Review};
+use crate::sandbox::{GuestModule, Sandbox};
+
+/// One loaded policy: its manifest's choices, its compiled module and its
+/// checked settings.
+pub struct Policy {
+    name: String,
+    manifest_path: PathBuf,
+    action: FailureAction,
+    failure_policy: FailurePolicy,
+    timeout_ms: u64,
+    mutating: bool,
+    matcher: Matcher,
+    module: GuestModule,
+    settings: Vec<u8>,
+}
+
+impl Policy {
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The manifest it came from.
+    pub fn manifest_path(&self) -> &Path {
+        &self.manifest_path
+    }
+
+    /// Runs the module on the request JSON and reads its decision.
+    fn judge(&self, request: &[u8]) -> Verdict {
+        let output = match self.module.evaluate(request, &self.settings, self.timeout_ms) {
+            Ok(output) => output,
+            Err(e) => return Verdict::Failure { cause: format!("module {e}") },
+        };
+        let decision = match GuestDecision::parse(&output) {
+            Ok(decision) => decision,
+            Err(e) => return Verdict::Failure { cause: format!("module {e}") },
+        };
+        if let Some(error) = decision.error {
+            return Verdict::Failure { cause: format!("module could not decide: {error}") };
+        }
+        if !decision.patch.is_empty() && !self.mutating {
+            return Verdict::Failure {
+                cause: "module returned a patch, but the policy is not `mutating: true`".into(),
+            };
+        }
+        if decision.allowed {
+            Verdict::Pass { warnings: decision.warnings, audit_annotations: decision.audit_annotations, patch: decision.patch }
+        } else {
+            let message = decision.message.filter(|m| !m.is_empty()).unwrap_or_else(|| "denied (the module gave no reason)".into());
+            Verdict::Violation { message, code: decision.code, warnings: decision.warnings }
+        }
+    }
+
+    fn result(&self, verdict: Verdict) -> PolicyResult {
+        PolicyResult { policy: self.name.clone(), action: self.action, failure_policy: self.failure_policy, verdict }
+    }
+}
+
+/// The policies egate judges requests with. Mutating policies run first,
+/// in manifest order, each seeing the object as patched by those before;
+/// then validating policies judge the final object.
+pub struct PolicySet {
+    policies: Vec<Policy>,
+}
+
+#[derive(Deserialize)]
+struct SettingsVerdict {
+    valid: bool,
+    #[serde(default)]
+    message: String,
+}
+
+impl PolicySet {
+    /// Loads every policy of the manifest files, compiling modules and
+    /// checking settings. Any error refuses the whole set.
+    pub fn load(sandbox: &Sandbox, manifest_paths: &[PathBuf]) -> Result<Self, LoadError> {
+        let mut modules: HashMap<ModuleSource, GuestModule> = HashMap::new();
+        let mut policies: Vec<Policy> = Vec::new();
+        for path in manifest_paths {
+            for manifest in read_manifests(path)? {
+                let policy = load_policy(sandbox, path, manifest, &mut modules)?;
+                if let Some(first) = policies.iter().find(|p| p.name == policy.name) {
+                    return Err(LoadError::DuplicateName {
+                        name: policy.name,
+                        first: first.manifest_path.clone(),
+                        second: path.clone(),
+                    });
+                }
+                policies.push(policy);
+            }
+        }
+        // Stable: manifest order is kept within each group.
+        policies.sort_by_key(|p| !p.mutating);
+        Ok(Self { policies })
+    }
+
+    /// The loaded policies, mutating ones first.
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    /// Judges AdmissionReview bytes and returns the AdmissionReview
+    /// response bytes.
+    pub fn review_bytes(&self, review: &[u8]) -> Result<Vec<u8>, ReviewError> {
+        let response = self.review(review)?;
+        Ok(serde_json::to_vec(&response.into_review()).expect("a response always serialises"))
+    }
+
+    /// Judges AdmissionReview bytes with every matching policy.
+    pub fn review(&self, review: &[u8]) -> Result<AdmissionResponse, ReviewError> {
+        let review = Review::parse(review)?;
+        let mut request = Cow::Borrowed(review.request);
+        let mut patch: Vec<Value> = Vec::new();
+        let mut results = Vec::new();
+        for policy in self.policies.iter().filter(|p| p.matcher.judges(&review.facts)) {
+            let mut verdict = policy.judge(request.as_bytes());
+            if let Verdict::Pass { patch: ops, .. } = &mut verdict
+                && !ops.is_empty()
+            {
+                match apply_patch(&request, ops) {
+                    Ok(patched) => {
+                        request = Cow::Owned(patched);
+                        patch.append(ops);
+                    }
+                    Err(cause) => verdict = Verdict::Failure { cause },
+                }
+            }
+            results.push(policy.result(verdict));
+        }
+        Ok(combine(&review.facts.uid, &results, &patch))
+    }
+}
+
+fn load_policy(
+    sandbox: &Sandbox,
+    path: &Path,
+    manifest: Manifest,
+    modules: &mut HashMap<ModuleSource, GuestModule>,
+) -> Result<Policy, LoadError> {
+    let name = manifest.metadata.name.clone();
+    let source = manifest.module_source(path.parent().unwrap_or(Path::new(".")));
+    let module = match modules.get(&source) {
+        Some(module) => module.clone(),
+        None => {
+            let module = compile(sandbox, path, &name, &source)?;
+            modules.insert(source, module.clone());
+            module
+        }
+    };
+    let spec = manifest.spec;
+    let settings = serde_json::to_vec(&spec.settings).expect("JSON values serialise");
+    let settings_error = |message: String| LoadError::Settings { policy: name.clone(), path: path.to_path_buf(), message };
+    let output = module
+        .validate_settings(&settings, spec.timeout_ms)
+        .map_err(|e| settings_error(format!("the module failed while checking them: {e}")))?;
+    let verdict: SettingsVerdict = serde_json::from_slice(&output)
+        .map_err(|e| settings_error(format!("the module's egate_validate_settings returned no verdict JSON: {e}")))?;
+    if !verdict.valid {
+        return Err(settings_error(verdict.message));
+    }
+    Ok(Policy {
+        name,
+        manifest_path: path.to_path_buf(),
+        action: spec.failure_action,
+        failure_policy: spec.failure_policy,
+        timeout_ms: spec.timeout_ms,
+        mutating: spec.mutating,
+        matcher: Matcher::new(spec.match_, spec.exclude),
+        module,
+        settings,
+    })
+}
+
+fn compile(sandbox: &Sandbox, path: &Path, policy: &str, source: &ModuleSource) -> Result<GuestModule, LoadError> {
+    let module_error = |message: String| LoadError::Module { policy: policy.into(), path: path.to_path_buf(), message };
+    let (label, bytes): (String, Cow<[u8]>) = match source {
+        ModuleSource::Builtin(name) => {
+            let bytes = builtin::module(name).ok_or_else(|| module_error(builtin::unknown(name)))?;
+            (format!("builtin:{name}"), Cow::Borrowed(bytes))
+        }
+        ModuleSource::File(file) => {
+            let bytes = std::fs::read(file)
+                .map_err(|e| module_error(format!("cannot read module {}: {e}", file.display())))?;
+            (file.display().to_string(), Cow::Owned(bytes))
+        }
+    };
+    sandbox.load(&bytes).map_err(|message| LoadError::Abi {
+        policy: policy.into(),
+        path: path.to_path_buf(),
+        module: label,
+        message,
+    })
+}
+
+/// Applies a policy's patch to the request's `object`, returning the
+/// request JSON the next policy sees.
+fn apply_patch(request: &str, ops: &[Value]) -> Result<String, String> {
+    let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops.to_vec()))
+        .map_err(|e| format!("module returned a patch that is not RFC 6902 JSON Patch: {e}"))?;
+    let mut request: Value = serde_json::from_str(request).map_err(|e| format!("request is not JSON: {e}"))?;
+    let object = request
+        .get_mut("object")
+        .filter(|o| !o.is_null())
+        .ok_or("module returned a patch, but the request has no object to patch")?;
+    json_patch::patch(object, &patch).map_err(|e| format!("module returned a patch that does not apply: {e}"))?;
+    Ok(request.to_string())
+}

@@ -1,0 +1,199 @@
+//! AdmissionReview in and out: the routing facts read from a request
+//! (without parsing its objects), and the response sent back.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::ReviewError;
+
+const API_VERSION: &str = "admission.k8s.io/v1";
+const KIND: &str = "AdmissionReview";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewIn<'a> {
+    #[serde(borrow, default)]
+    api_version: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    request: Option<&'a RawValue>,
+}
+
+/// What matching needs to know of a request. `object` and `oldObject`
+/// are kept raw: guests parse what they read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestFacts<'a> {
+    /// Identifier, echoed in the response.
+    #[serde(borrow)]
+    pub uid: Cow<'a, str>,
+    /// Resource (`pods`).
+    #[serde(borrow)]
+    pub resource: Resource<'a>,
+    /// Subresource (`ephemeralcontainers`).
+    #[serde(borrow, default)]
+    pub sub_resource: Option<Cow<'a, str>>,
+    /// `CREATE`, `UPDATE`, `DELETE` or `CONNECT`.
+    #[serde(borrow)]
+    pub operation: Cow<'a, str>,
+    /// Namespace, empty for cluster-scoped objects.
+    #[serde(borrow, default)]
+    pub namespace: Option<Cow<'a, str>>,
+    /// Object name.
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    /// The object after the request.
+    #[serde(borrow, default)]
+    pub object: Option<&'a RawValue>,
+}
+
+/// `request.resource`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Resource<'a> {
+    /// Resource name (`pods`).
+    #[serde(borrow)]
+    pub resource: Cow<'a, str>,
+}
+
+impl RequestFacts<'_> {
+    /// `pods` or `pods/ephemeralcontainers`: what `match.resources` globs see.
+    pub fn resource_path(&self) -> String {
+        match self.sub_resource.as_deref() {
+            Some(sub) if !sub.is_empty() => format!("{}/{sub}", self.resource.resource),
+            _ => self.resource.resource.to_string(),
+        }
+    }
+}
+
+/// A parsed AdmissionReview: its routing facts and the raw `request` bytes
+/// handed to guests as they arrived.
+#[derive(Debug)]
+pub struct Review<'a> {
+    /// Routing facts.
+    pub facts: RequestFacts<'a>,
+    /// The `request` member, unparsed.
+    pub request: &'a str,
+}
+
+impl<'a> Review<'a> {
+    /// Parses AdmissionReview bytes, refusing anything but an
+    /// `admission.k8s.io/v1` `AdmissionReview` with a request.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ReviewError> {
+        let review: ReviewIn = serde_json::from_slice(bytes).map_err(|e| ReviewError::Json(e.to_string()))?;
+        if review.api_version != API_VERSION || review.kind != KIND {
+            return Err(ReviewError::WrongKind {
+                api_version: review.api_version.into_owned(),
+                kind: review.kind.into_owned(),
+            });
+        }
+        let request = review.request.filter(|r| r.get() != "null").ok_or(ReviewError::MissingRequest)?;
+        let facts: RequestFacts =
+            serde_json::from_str(request.get()).map_err(|e| ReviewError::InvalidRequest(e.to_string()))?;
+        if facts.uid.is_empty() {
+            return Err(ReviewError::InvalidRequest("request.uid is empty: the response must echo it".into()));
+        }
+        Ok(Self { facts, request: request.get() })
+    }
+}
+
+/// The `response` of an AdmissionReview.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionResponse {
+    /// The request's uid.
+    pub uid: String,
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// Why it was denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Warnings for the client.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Annotations for the audit log.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub audit_annotations: BTreeMap<String, String>,
+    /// `JSONPatch` when `patch` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<&'static str>,
+    /// Base64 of the JSON Patch text: the API server refuses a byte array.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+}
+
+/// `response.status` of a denial.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    /// HTTP status code (403 for a policy denial).
+    pub code: u16,
+    /// The message the user sees.
+    pub message: String,
+}
+
+impl AdmissionResponse {
+    /// Allows the request with this uid.
+    pub fn allow(uid: impl Into<String>) -> Self {
+        Self { uid: uid.into(), allowed: true, ..Self::default() }
+    }
+
+    /// Denies it with a status code and message.
+    pub fn deny(mut self, code: u16, message: impl Into<String>) -> Self {
+        self.allowed = false;
+        self.status = Some(Status { code, message: message.into() });
+        self
+    }
+
+    /// Attaches a JSON Patch (a non-empty array of RFC 6902 operations).
+    pub fn with_patch(mut self, ops: &[serde_json::Value]) -> Self {
+        let text = serde_json::to_vec(ops).expect("JSON values serialise");
+        self.patch = Some(base64::engine::general_purpose::STANDARD.encode(text));
+        self.patch_type = Some("JSONPatch");
+        self
+    }
+
+    /// The whole AdmissionReview carrying this response.
+    pub fn into_review(self) -> serde_json::Value {
+        serde_json::json!({"apiVersion": API_VERSION, "kind": KIND, "response": self})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_routing_facts_and_keeps_request_raw() {
+        let bytes = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":
+            {"uid":"u1","operation":"UPDATE","resource":{"group":"","version":"v1","resource":"pods"},
+             "subResource":"ephemeralcontainers","namespace":"shop","object":{"x":1}}}"#;
+        let review = Review::parse(bytes).unwrap();
+        assert_eq!(review.facts.resource_path(), "pods/ephemeralcontainers");
+        assert!(review.request.starts_with(r#"{"uid":"u1""#));
+    }
+
+    #[test]
+    fn refuses_other_kinds_and_missing_requests() {
+        let wrong = br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{}}"#;
+        assert!(matches!(Review::parse(wrong), Err(ReviewError::WrongKind { .. })));
+        let none = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#;
+        assert!(matches!(Review::parse(none), Err(ReviewError::MissingRequest)));
+        let no_uid = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"operation":"CREATE","resource":{"resource":"pods"}}}"#;
+        assert!(Review::parse(no_uid).unwrap_err().to_string().contains("uid"));
+        assert!(matches!(Review::parse(b"{"), Err(ReviewError::Json(_))));
+    }
+
+    #[test]
+    fn patch_is_base64_text_not_a_byte_array() {
+        let ops = [serde_json::json!({"op": "add", "path": "/a", "value": 1})];
+        let review = AdmissionResponse::allow("u").with_patch(&ops).into_review();
+        let patch = review["response"]["patch"].as_str().unwrap();
+        let text = base64::engine::general_purpose::STANDARD.decode(patch).unwrap();
+        assert_eq!(text, br#"[{"op":"add","path":"/a","value":1}]"#);
+        assert_eq!(review["response"]["patchType"], "JSONPatch");
+    }
+}

@@ -1,0 +1,324 @@
+//! The wasm sandbox: one wasmtime `Engine` for the process, one
+//! `InstancePre` per policy module, and a fresh `Store` + instance per
+//! evaluation, capped in time (epoch deadline), memory and output size.
+//!
+//! A guest is never trusted: every way it can misbehave (trap, timeout,
+//! refused memory, bad pointer, oversized or garbage output) comes back as
+//! a [`GuestError`], never as a panic of the host.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::{
+    Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig,
+    Store, StoreLimits, StoreLimitsBuilder, Trap, ValType,
+};
+
+use crate::cache::ModuleCache;
+use crate::wasi;
+
+/// Limits every guest runs under.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Cap on a guest's linear memory.
+    pub memory_limit_bytes: usize,
+    /// Cap on the decision or verdict JSON a guest returns.
+    pub output_limit_bytes: usize,
+    /// Instances that may run at the same time (the pooling allocator's size).
+    pub max_concurrent_instances: u32,
+    /// Where compiled modules are cached; `None` disables the cache.
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit_bytes: 64 << 20,
+            output_limit_bytes: 1 << 20,
+            max_concurrent_instances: 256,
+            cache_dir: ModuleCache::default_dir(),
+        }
+    }
+}
+
+/// Epoch ticks per millisecond of deadline: the ticker runs every millisecond.
+const TICK: Duration = Duration::from_millis(1);
+
+/// The process-wide wasm engine and the host functions guests may import.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<SandboxInner>,
+}
+
+struct SandboxInner {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    config: SandboxConfig,
+    cache: Option<ModuleCache>,
+}
+
+/// Per-evaluation state of a store.
+pub(crate) struct GuestState {
+    limits: StoreLimits,
+    /// What the guest wrote to stdout/stderr (a panic message), capped.
+    pub(crate) console: Vec<u8>,
+}
+
+/// How a guest failed. Each becomes a failure of its policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuestError {
+    /// The epoch deadline passed.
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    /// The guest asked for more memory than the cap.
+    #[error("exceeded the memory limit of {0} MiB")]
+    MemoryLimit(usize),
+    /// A wasm trap (including a Rust panic, which aborts).
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// Output outside the guest's memory.
+    #[error("returned an output buffer outside its memory (ptr {ptr}, len {len})")]
+    BadPointer { ptr: u32, len: u32 },
+    /// Output larger than the cap.
+    #[error("returned {len} bytes of output, more than the limit of {limit}")]
+    OutputTooLarge { len: u32, limit: usize },
+    /// The instance could not be created (pool exhausted, bad memory size).
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// A module that passed the ABI check, ready to instantiate.
+#[derive(Clone)]
+pub struct GuestModule {
+    pre: InstancePre<GuestState>,
+    sandbox: Sandbox,
+}
+
+impl Sandbox {
+    /// Builds the engine: Cranelift, epoch interruption, the pooling
+    /// allocator (copy-on-write memory images), and the deny-all WASI shim.
+    pub fn new(config: SandboxConfig) -> Result<Self, String> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(config.max_concurrent_instances)
+            .total_memories(config.max_concurrent_instances)
+            .total_tables(config.max_concurrent_instances)
+            .max_memory_size(config.memory_limit_bytes);
+        let mut wasm_config = Config::new();
+        wasm_config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .memory_init_cow(true);
+        let engine = Engine::new(&wasm_config).map_err(|e| e.to_string())?;
+        start_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        wasi::define_shim(&mut linker).map_err(|e| e.to_string())?;
+        let cache = config.cache_dir.clone().map(|dir| ModuleCache::new(dir, &engine));
+        Ok(Self { inner: Arc::new(SandboxInner { engine, linker, config, cache }) })
+    }
+
+    /// The limits guests run under.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// Compiles a module (or loads it from the cache) and checks it speaks
+    /// ABI v1 and imports nothing beyond the WASI shim. The error says what
+    /// is missing or refused.
+    pub fn load(&self, wasm: &[u8]) -> Result<GuestModule, String> {
+        let engine = &self.inner.engine;
+        let module = match &self.inner.cache {
+            Some(cache) => cache.get_or_compile(wasm)?,
+            None => Module::new(engine, wasm).map_err(|e| format!("it is not a valid wasm module: {e:#}"))?,
+        };
+        check_abi(&module)?;
+        let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| format!("its imports do not link: {e:#}"))?;
+        Ok(GuestModule { pre, sandbox: self.clone() })
+    }
+}
+
+/// Increments the engine's epoch every millisecond until the engine is gone.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("egate-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// The exports ABI v1 requires, with their types.
+const REQUIRED_EXPORTS: [(&str, &[ValType], &[ValType]); 4] = [
+    ("egate_abi_v1", &[], &[]),
+    ("egate_alloc", &[ValType::I32], &[ValType::I32]),
+    ("egate_validate_settings", &[ValType::I32, ValType::I32], &[ValType::I64]),
+    ("egate_evaluate", &[ValType::I32, ValType::I32, ValType::I32, ValType::I32], &[ValType::I64]),
+];
+
+fn check_abi(module: &Module) -> Result<(), String> {
+    if !matches!(module.get_export("memory"), Some(ExternType::Memory(_))) {
+        return Err("it does not export its `memory`".into());
+    }
+    if module.get_export("egate_abi_v1").is_none() {
+        return Err("it does not export `egate_abi_v1`: it was not built with egate's guest SDK (ABI v1); \
+                    build it with the egate-guest crate and `egate_guest::policy!`"
+            .into());
+    }
+    for (name, params, results) in REQUIRED_EXPORTS {
+        let Some(ExternType::Func(func)) = module.get_export(name) else {
+            return Err(format!("it does not export the function `{name}` that ABI v1 requires"));
+        };
+        let same = |a: &[ValType], b: Vec<ValType>| a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| ValType::eq(x, y));
+        if !same(params, func.params().collect()) || !same(results, func.results().collect()) {
+            return Err(format!(
+                "its export `{name}` has type {func}, but ABI v1 requires ({}) -> ({})",
+                params.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                results.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    for import in module.imports() {
+        if !wasi::grants(import.module(), import.name()) {
+            return Err(format!(
+                "it imports `{}::{}`, which egate does not provide: a policy may import only the WASI functions \
+                 Rust's std needs ({}), and gets no files, sockets, environment or arguments",
+                import.module(),
+                import.name(),
+                wasi::GRANTED.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl GuestModule {
+    /// Runs `egate_validate_settings`, returning the verdict JSON.
+    pub fn validate_settings(&self, settings: &[u8], timeout_ms: u64) -> Result<Vec<u8>, GuestError> {
+        self.call(timeout_ms, |call| {
+            let (ptr, len) = call.write_input(settings)?;
+            call.call_export("egate_validate_settings", &[ptr, len])
+        })
+    }
+
+    /// Runs `egate_evaluate` in a fresh instance, returning the decision JSON.
+    pub fn evaluate(&self, request: &[u8], settings: &[u8], timeout_ms: u64) -> Result<Vec<u8>, GuestError> {
+        self.call(timeout_ms, |call| {
+            let (req_ptr, req_len) = call.write_input(request)?;
+            let (set_ptr, set_len) = call.write_input(settings)?;
+            call.call_export("egate_evaluate", &[req_ptr, req_len, set_ptr, set_len])
+        })
+    }
+
+    /// A fresh store and instance with the limits, then `run`.
+    fn call(
+        &self,
+        timeout_ms: u64,
+        run: impl FnOnce(&mut GuestCall<'_>) -> Result<Vec<u8>, GuestError>,
+    ) -> Result<Vec<u8>, GuestError> {
+        let config = self.sandbox.config();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(config.memory_limit_bytes)
+            .instances(1)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(self.pre.module().engine(), GuestState { limits, console: Vec::new() });
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(timeout_ms);
+        store.epoch_deadline_trap();
+        let limits = CallLimits { timeout_ms, memory_limit: config.memory_limit_bytes, output_limit: config.output_limit_bytes };
+        let instance = match self.pre.instantiate(&mut store) {
+            Ok(instance) => instance,
+            Err(e) => {
+                return Err(match limits.failure(e, &store) {
+                    GuestError::Trap(cause) => GuestError::Instantiate(cause),
+                    other => other,
+                });
+            }
+        };
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| GuestError::Instantiate("it has no memory export".into()))?;
+        run(&mut GuestCall { store: &mut store, instance, memory, limits })
+    }
+}
+
+/// The caps of one evaluation.
+#[derive(Clone, Copy)]
+struct CallLimits {
+    timeout_ms: u64,
+    memory_limit: usize,
+    output_limit: usize,
+}
+
+impl CallLimits {
+    /// Names the cause of a wasmtime error: the deadline, the memory cap,
+    /// or the trap itself with what the guest printed (a Rust panic message).
+    fn failure(&self, e: wasmtime::Error, store: &Store<GuestState>) -> GuestError {
+        if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+            return GuestError::Timeout(self.timeout_ms);
+        }
+        let text = format!("{e:#}");
+        if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
+            return GuestError::MemoryLimit(self.memory_limit >> 20);
+        }
+        let trap = e.downcast_ref::<Trap>().map_or_else(|| text.lines().next().unwrap_or_default().to_string(), ToString::to_string);
+        let console = String::from_utf8_lossy(&store.data().console);
+        match console.trim() {
+            "" => GuestError::Trap(trap),
+            printed => GuestError::Trap(format!("{trap}; it printed: {printed}")),
+        }
+    }
+}
+
+/// One evaluation's store and instance.
+struct GuestCall<'s> {
+    store: &'s mut Store<GuestState>,
+    instance: wasmtime::Instance,
+    memory: wasmtime::Memory,
+    limits: CallLimits,
+}
+
+impl GuestCall<'_> {
+    /// Copies `bytes` into guest memory obtained from `egate_alloc`.
+    fn write_input(&mut self, bytes: &[u8]) -> Result<(i32, i32), GuestError> {
+        let len = i32::try_from(bytes.len()).map_err(|_| GuestError::Trap("input larger than 2 GiB".into()))?;
+        let ptr = self
+            .instance
+            .get_typed_func::<i32, i32>(&mut *self.store, "egate_alloc")
+            .and_then(|alloc| alloc.call(&mut *self.store, len))
+            .map_err(|e| self.limits.failure(e, self.store))?;
+        self.memory
+            .write(&mut *self.store, ptr as u32 as usize, bytes)
+            .map_err(|_| GuestError::BadPointer { ptr: ptr as u32, len: len as u32 })?;
+        Ok((ptr, len))
+    }
+
+    /// Calls an export taking i32s and returning a packed i64 buffer, and
+    /// copies that buffer out.
+    fn call_export(&mut self, name: &str, args: &[i32]) -> Result<Vec<u8>, GuestError> {
+        let packed = match *args {
+            [a, b] => self
+                .instance
+                .get_typed_func::<(i32, i32), i64>(&mut *self.store, name)
+                .and_then(|f| f.call(&mut *self.store, (a, b))),
+            [a, b, c, d] => self
+                .instance
+                .get_typed_func::<(i32, i32, i32, i32), i64>(&mut *self.store, name)
+                .and_then(|f| f.call(&mut *self.store, (a, b, c, d))),
+            _ => unreachable!("ABI v1 exports take 2 or 4 arguments"),
+        }
+        .map_err(|e| self.limits.failure(e, self.store))?;
+        let (ptr, len) = ((packed as u64 >> 32) as u32, packed as u64 as u32);
+        if len as usize > self.limits.output_limit {
+            return Err(GuestError::OutputTooLarge { len, limit: self.limits.output_limit });
+        }
+        let data = self.memory.data(&*self.store);
+        data.get(ptr as usize..ptr as usize + len as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or(GuestError::BadPointer { ptr, len })
+    }
+}
