@@ -83,7 +83,8 @@ pub struct PolicyResult {
 /// Combines every policy's result: any Enforce violation (or failure under
 /// `failurePolicy: Fail`) denies, listing each with its reason; Audit
 /// violations become audit annotations; Warn violations and ignored
-/// failures become warnings. Every message starts with the policy's name.
+/// failures become warnings. Every message starts with the policy's name;
+/// denials by several policies are listed one per line.
 pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> AdmissionResponse {
     let mut denials: Vec<(String, Option<u16>)> = Vec::new();
     let mut response = AdmissionResponse::allow(uid);
@@ -98,13 +99,13 @@ pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> Admissio
             }
             Verdict::Violation { message, code, warnings } => {
                 response.warnings.extend(warnings.iter().map(|w| format!("{name}: {w}")));
-                let message = format!("{name}: {message}");
                 match result.action {
-                    FailureAction::Enforce => denials.push((message, *code)),
+                    FailureAction::Enforce => denials.push((format!("{name}: {message}"), *code)),
+                    // The annotation's key is the policy's name.
                     FailureAction::Audit => {
-                        response.audit_annotations.insert(name.clone(), message);
+                        response.audit_annotations.insert(name.clone(), message.clone());
                     }
-                    FailureAction::Warn => response.warnings.push(message),
+                    FailureAction::Warn => response.warnings.push(format!("{name}: {message}")),
                 }
             }
             Verdict::Failure { cause } => match result.failure_policy {
@@ -124,7 +125,7 @@ pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> Admissio
         [(message, code)] => response.deny(code.unwrap_or(403), message.clone()),
         many => {
             let messages: Vec<&str> = many.iter().map(|(m, _)| m.as_str()).collect();
-            response.deny(403, messages.join("; "))
+            response.deny(403, messages.join("\n"))
         }
     }
 }
@@ -154,8 +155,8 @@ mod tests {
         assert!(!r.allowed);
         let status = r.status.unwrap();
         assert_eq!(status.code, 403);
-        assert_eq!(status.message, "a: bad a; d: bad d");
-        assert_eq!(r.audit_annotations["b"], "b: bad b");
+        assert_eq!(status.message, "a: bad a\nd: bad d");
+        assert_eq!(r.audit_annotations["b"], "bad b");
         assert_eq!(r.warnings, ["c: bad c"]);
     }
 

@@ -28,7 +28,18 @@ pub fn parse_settings<S: Settings>(json: &[u8]) -> Result<S, Error> {
     let settings = if trimmed.is_empty() || trimmed == b"null" {
         S::default()
     } else {
-        serde_json::from_slice(trimmed).map_err(|e| Error::json("settings", e))?
+        // The path names the setting at fault: `requireDropAll: invalid type...`.
+        let mut json = serde_json::Deserializer::from_slice(trimmed);
+        serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let names_itself = inner.to_string().starts_with("unknown field");
+            match path.as_str() {
+                "." | "" => Error::json("settings", inner),
+                _ if names_itself => Error::json("settings", inner),
+                _ => Error::new(format!("cannot read settings: {path}: {inner}")),
+            }
+        })?
     };
     settings.validate().map_err(Error::new)?;
     Ok(settings)
@@ -43,6 +54,20 @@ mod tests {
         assert_eq!(parse_settings::<NoSettings>(b"").unwrap(), NoSettings {});
         assert_eq!(parse_settings::<NoSettings>(b"null").unwrap(), NoSettings {});
         assert_eq!(parse_settings::<NoSettings>(b"{}").unwrap(), NoSettings {});
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Limits {
+        #[allow(dead_code)]
+        max: u32,
+    }
+    impl Settings for Limits {}
+
+    #[test]
+    fn a_setting_of_the_wrong_type_is_named() {
+        let err = parse_settings::<Limits>(br#"{"max": "three"}"#).unwrap_err();
+        assert!(err.message().starts_with("cannot read settings: max: invalid type: string"), "{err}");
     }
 
     #[test]

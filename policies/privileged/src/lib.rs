@@ -12,7 +12,7 @@ pub fn evaluate(request: &Request, _settings: &NoSettings) -> Result<Decision, E
         .filter(|c| c.security_context.as_ref().and_then(|s| s.privileged) == Some(true))
         .map(|c| {
             format!(
-                "ephemeral container {:?} sets securityContext.privileged: true; privileged debug containers are not allowed: \
+                "ephemeral container {:?} sets securityContext.privileged: true, but debug containers may not be privileged: \
                  remove securityContext.privileged or set it to false",
                 c.name
             )

@@ -1,0 +1,40 @@
+# egate's entry points. The quick start is `make demo` and `make test`.
+CARGO ?= cargo
+EGATE := target/release/egate
+DEMO_POLICIES := examples/policies/debug-policies.yaml
+DEMO_REQUESTS := $(sort $(wildcard examples/requests/*.json))
+
+.PHONY: all guests build demo test bench clean
+
+all: build
+
+## guests: compile every policy in policies/ to wasm32-wasip1 (target/builtin/*.wasm)
+guests:
+	scripts/build-guests.sh
+
+## build: target/release/egate, with the built-in policy library inside
+build: guests
+	$(CARGO) build --release --bin egate
+	@echo "built $(EGATE)"
+
+## demo: build, then judge the sample kubectl debug requests with the sample policy set
+demo: build
+	@echo
+	@echo "== egate eval --policy $(DEMO_POLICIES) (one decision per kubectl debug request)"
+	@for request in $(DEMO_REQUESTS); do \
+		$(EGATE) eval -o text --policy $(DEMO_POLICIES) --request $$request || exit 1; \
+	done
+	@echo
+	@echo "== the AdmissionReview response the webhook would send for examples/requests/debug-privileged.json"
+	@$(EGATE) eval --policy $(DEMO_POLICIES) --request examples/requests/debug-privileged.json
+
+## test: the whole suite (unit, real guest modules, CLI)
+test: guests
+	$(CARGO) test --workspace
+
+## bench: criterion benches of the hot path
+bench: guests
+	$(CARGO) bench --bench evaluate
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,140 @@
+//! The built-in policies through their real wasm modules (built by
+//! scripts/build-guests.sh and embedded by build.rs).
+
+use std::path::PathBuf;
+
+use egate_engine::{builtin, AdmissionResponse, LoadError, PolicySet, Sandbox, SandboxConfig};
+use serde_json::{json, Value};
+
+fn sandbox() -> Sandbox {
+    assert!(
+        builtin::names().count() >= 3,
+        "the built-in modules are missing: run scripts/build-guests.sh (make test does) before cargo test"
+    );
+    Sandbox::new(SandboxConfig::default()).unwrap()
+}
+
+/// A manifest for `builtin:MODULE` with these settings, in a temp dir.
+fn policy(module: &str, settings: Value) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = json!({
+        "apiVersion": "egate.dev/v1", "kind": "ClusterPolicy",
+        "metadata": {"name": format!("test-{module}")},
+        "spec": {"match": {"resources": ["pods/ephemeralcontainers"], "operations": ["UPDATE"]},
+                 "module": format!("builtin:{module}"), "settings": settings}
+    });
+    let path = dir.path().join("policy.json");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    (dir, path)
+}
+
+fn load(module: &str, settings: Value) -> Result<PolicySet, LoadError> {
+    let (_dir, path) = policy(module, settings);
+    PolicySet::load(&sandbox(), &[path])
+}
+
+/// What kubectl debug sends: the pod, plus `debug` among its ephemeral containers.
+fn debug_review(debug: Value) -> Vec<u8> {
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}],
+                 "ephemeralContainers": [{"name": "old", "image": "busybox", "securityContext": {"privileged": true}}]}
+    });
+    let mut object = pod.clone();
+    object["spec"]["ephemeralContainers"].as_array_mut().unwrap().push(debug);
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "7f1c", "operation": "UPDATE", "namespace": "shop", "name": "web",
+                    "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "subResource": "ephemeralcontainers", "userInfo": {"username": "alice"},
+                    "object": object, "oldObject": pod}
+    });
+    serde_json::to_vec(&review).unwrap()
+}
+
+fn judge(set: &PolicySet, debug: Value) -> AdmissionResponse {
+    set.review(&debug_review(debug)).unwrap()
+}
+
+fn denial(response: &AdmissionResponse) -> &str {
+    assert!(!response.allowed, "expected a denial, got {response:?}");
+    &response.status.as_ref().unwrap().message
+}
+
+#[test]
+fn privileged_denies_only_the_new_privileged_container() {
+    let set = load("privileged", Value::Null).unwrap();
+    let response = judge(&set, json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"privileged": true}}));
+    let message = denial(&response);
+    assert!(message.starts_with(r#"test-privileged: ephemeral container "dbg" sets securityContext.privileged: true"#), "{message}");
+    assert_eq!(response.status.as_ref().unwrap().code, 403);
+    // The earlier privileged container "old" is not judged again.
+    assert!(judge(&set, json!({"name": "dbg", "image": "busybox:1.36"})).allowed);
+}
+
+#[test]
+fn privileged_takes_no_settings() {
+    let err = load("privileged", json!({"strict": true})).err().unwrap().to_string();
+    assert!(err.contains(r#"policy "test-privileged""#) && err.contains("unknown field `strict`"), "{err}");
+}
+
+#[test]
+fn capabilities_defaults_and_settings() {
+    let set = load("capabilities", json!({})).unwrap();
+    let netadmin = json!({"name": "dbg", "image": "busybox:1.36",
+                          "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_BIND_SERVICE"]}}});
+    let message = denial(&judge(&set, netadmin.clone())).to_string();
+    assert!(message.contains(r#""dbg" adds capabilities [NET_ADMIN]"#), "{message}");
+    assert!(message.contains("allowed are [AUDIT_WRITE, CHOWN"), "{message}");
+
+    let permissive = load("capabilities", json!({"allowedCapabilities": ["NET_ADMIN", "NET_BIND_SERVICE"]})).unwrap();
+    assert!(judge(&permissive, netadmin).allowed);
+
+    let drop_all = load("capabilities", json!({"requireDropAll": true})).unwrap();
+    let message = denial(&judge(&drop_all, json!({"name": "dbg", "image": "busybox:1.36"}))).to_string();
+    assert!(message.contains("must drop all capabilities"), "{message}");
+}
+
+#[test]
+fn capabilities_settings_of_the_wrong_type_are_refused() {
+    let err = load("capabilities", json!({"requireDropAll": "yes"})).err().unwrap().to_string();
+    assert!(err.contains("invalid spec.settings") && err.contains("requireDropAll"), "{err}");
+}
+
+#[test]
+fn images_judges_the_normalised_reference() {
+    let set = load("images", json!({"allowedImages": ["docker.io/library/busybox:*"]})).unwrap();
+    assert!(judge(&set, json!({"name": "dbg", "image": "busybox:1.36"})).allowed);
+    let latest = denial(&judge(&set, json!({"name": "dbg", "image": "busybox"}))).to_string();
+    assert!(latest.contains(r#""docker.io/library/busybox:latest""#) && latest.contains("latest tag"), "{latest}");
+    let elsewhere = denial(&judge(&set, json!({"name": "dbg", "image": "ghcr.io/x/y:1"}))).to_string();
+    assert!(elsewhere.contains("matches none of the allowed images [docker.io/library/busybox:*]"), "{elsewhere}");
+
+    let digests = load("images", json!({"requireDigest": true})).unwrap();
+    assert!(!judge(&digests, json!({"name": "dbg", "image": "busybox:1.36"})).allowed);
+    assert!(judge(&digests, json!({"name": "dbg", "image": "busybox:1.36@sha256:0123abcd"})).allowed);
+}
+
+#[test]
+fn images_refuses_an_empty_pattern_at_load() {
+    let err = load("images", json!({"allowedImages": [""]})).err().unwrap().to_string();
+    assert!(err.contains("allowedImages holds an empty pattern"), "{err}");
+}
+
+#[test]
+fn an_unknown_builtin_lists_the_built_ins() {
+    let err = load("nonesuch", Value::Null).err().unwrap().to_string();
+    assert!(err.contains(r#"there is no built-in policy "nonesuch""#) && err.contains("privileged"), "{err}");
+}
+
+#[test]
+fn requests_the_policies_do_not_match_are_allowed_untouched() {
+    let set = load("privileged", Value::Null).unwrap();
+    let create = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "c1", "operation": "CREATE", "resource": {"resource": "pods"}, "namespace": "shop",
+                    "object": {"spec": {"containers": [{"name": "app", "securityContext": {"privileged": true}}]}}}});
+    let response = set.review(create.to_string().as_bytes()).unwrap();
+    assert_eq!(response, AdmissionResponse::allow("c1"));
+}

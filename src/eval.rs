@@ -1,0 +1,82 @@
+//! `egate eval`: judge AdmissionReview files with a policy set, the way the
+//! webhook would, and print the AdmissionReview response.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use egate_engine::{AdmissionResponse, PolicySet, Sandbox, SandboxConfig};
+
+/// Arguments of `egate eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A policy manifest (YAML or JSON; several policies per file allowed). Repeat for more.
+    #[arg(long = "policy", short = 'p', required = true, value_name = "FILE")]
+    policies: Vec<PathBuf>,
+    /// An AdmissionReview (JSON or YAML), as the API server sends it. Repeat for more.
+    #[arg(long = "request", short = 'r', required = true, value_name = "FILE")]
+    requests: Vec<PathBuf>,
+    /// `json`: the AdmissionReview response; `text`: one readable decision per request.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Json)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Json,
+    Text,
+}
+
+/// Loads the policies, judges each request, prints each response.
+/// Exit 0 whenever decisions were made, allowed or not.
+pub fn run(args: &EvalArgs) -> Result<ExitCode> {
+    let sandbox = Sandbox::new(SandboxConfig::default()).map_err(anyhow::Error::msg)?;
+    let policies = PolicySet::load(&sandbox, &args.policies)?;
+    for path in &args.requests {
+        let review = read_review(path)?;
+        let response = policies.review(&review).with_context(|| format!("request {}", path.display()))?;
+        match args.output {
+            Output::Json => println!("{}", serde_json::to_string_pretty(&response.into_review())?),
+            Output::Text => print!("{}", describe(path, &response)),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads an AdmissionReview file. JSON is passed on byte for byte; YAML is
+/// converted to JSON first.
+pub fn read_review(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read request file {}", path.display()))?;
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
+        return Ok(bytes);
+    }
+    let value: serde_json::Value = serde_yaml::from_slice(&bytes).with_context(|| {
+        format!("request file {} is neither JSON nor YAML of an AdmissionReview", path.display())
+    })?;
+    Ok(serde_json::to_vec(&value)?)
+}
+
+/// One decision, for people: verdict, then each reason, warning and annotation.
+fn describe(path: &Path, response: &AdmissionResponse) -> String {
+    let mut out = match &response.status {
+        Some(status) if !response.allowed => {
+            let mut out = format!("{}: DENIED ({})\n", path.display(), status.code);
+            for reason in status.message.lines() {
+                out.push_str(&format!("  deny: {reason}\n"));
+            }
+            out
+        }
+        _ => format!("{}: ALLOWED\n", path.display()),
+    };
+    for warning in &response.warnings {
+        out.push_str(&format!("  warning: {warning}\n"));
+    }
+    for (key, value) in &response.audit_annotations {
+        out.push_str(&format!("  audit: {key}: {value}\n"));
+    }
+    if response.patch.is_some() {
+        out.push_str("  patch: JSONPatch attached\n");
+    }
+    out
+}
