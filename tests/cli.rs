@@ -1,0 +1,171 @@
+//! `egate eval` end to end: the real binary, the real built-in modules, the
+//! sample kubectl debug requests in examples/.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const POLICIES: &str = "examples/policies/debug-policies.yaml";
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn egate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_egate"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("egate runs")
+}
+
+/// `egate eval` on one example request with the example policy set.
+fn eval(request: &str) -> Value {
+    let request = format!("examples/requests/{request}");
+    let out = egate(&["eval", "--policy", POLICIES, "--request", &request]);
+    assert!(out.status.success(), "egate eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    let review: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(review["kind"], "AdmissionReview");
+    let sent: Value = serde_json::from_slice(&std::fs::read(repo(&request)).unwrap()).unwrap();
+    assert_eq!(review["response"]["uid"], sent["request"]["uid"], "the uid is echoed");
+    review["response"].clone()
+}
+
+fn denial_message(response: &Value) -> String {
+    assert_eq!(response["allowed"], false, "{response}");
+    assert_eq!(response["status"]["code"], 403, "{response}");
+    response["status"]["message"].as_str().unwrap().to_string()
+}
+
+fn new_container_name(request: &str) -> String {
+    let sent: Value = serde_json::from_slice(&std::fs::read(repo(&format!("examples/requests/{request}"))).unwrap()).unwrap();
+    let containers = sent["request"]["object"]["spec"]["ephemeralContainers"].as_array().unwrap();
+    containers.last().unwrap()["name"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_restricted_debug_container_is_allowed() {
+    let response = eval("debug-allowed.json");
+    assert_eq!(response["allowed"], true, "{response}");
+    assert!(response.get("status").is_none());
+}
+
+#[test]
+fn a_privileged_debug_container_is_denied_naming_policy_container_and_field() {
+    let response = eval("debug-privileged.json");
+    let message = denial_message(&response);
+    let container = new_container_name("debug-privileged.json");
+    assert!(message.starts_with("no-privileged-debug: "), "{message}");
+    assert!(message.contains(&format!("ephemeral container {container:?}")), "{message}");
+    assert!(message.contains("securityContext.privileged: true"), "{message}");
+    assert!(message.contains("set it to false"), "{message}");
+}
+
+#[test]
+fn netadmin_capabilities_are_denied_with_the_allowed_list() {
+    let message = denial_message(&eval("debug-netadmin.json"));
+    assert!(message.starts_with("debug-capabilities: "), "{message}");
+    assert!(message.contains("NET_ADMIN"), "{message}");
+    assert!(message.contains("allowed are [AUDIT_WRITE"), "{message}");
+}
+
+#[test]
+fn an_untagged_image_is_denied_as_latest() {
+    let message = denial_message(&eval("debug-latest-image.json"));
+    assert!(message.starts_with("debug-images: "), "{message}");
+    assert!(message.contains("docker.io/library/busybox:latest"), "{message}");
+}
+
+#[test]
+fn an_image_outside_the_allowed_registries_is_denied() {
+    let message = denial_message(&eval("debug-untrusted-registry.json"));
+    assert!(message.contains("docker.io/attacker/tools:1.0") && message.contains("matches none of the allowed images"), "{message}");
+}
+
+#[test]
+fn only_new_ephemeral_containers_are_judged() {
+    let response = eval("debug-second-container.json");
+    assert_eq!(response["allowed"], true, "an earlier privileged debug container is not judged again: {response}");
+}
+
+#[test]
+fn text_output_is_one_readable_decision_per_request() {
+    let out = egate(&[
+        "eval", "-o", "text", "--policy", POLICIES,
+        "--request", "examples/requests/debug-allowed.json",
+        "--request", "examples/requests/debug-privileged.json",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("examples/requests/debug-allowed.json: ALLOWED"), "{text}");
+    assert!(text.contains("examples/requests/debug-privileged.json: DENIED (403)"), "{text}");
+    assert!(text.contains("  deny: no-privileged-debug: ephemeral container"), "{text}");
+}
+
+#[test]
+fn a_yaml_request_is_read_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let json: Value = serde_json::from_slice(&std::fs::read(repo("examples/requests/debug-privileged.json")).unwrap()).unwrap();
+    let yaml = dir.path().join("request.yaml");
+    std::fs::write(&yaml, serde_yaml::to_string(&json).unwrap()).unwrap();
+    let out = egate(&["eval", "--policy", POLICIES, "--request", yaml.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let review: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(review["response"]["allowed"], false);
+}
+
+/// Runs eval expecting failure; returns stderr.
+fn eval_error(policy: &str, request: &str) -> String {
+    let out = egate(&["eval", "--policy", policy, "--request", request]);
+    assert!(!out.status.success(), "expected failure, got {}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.stdout.is_empty(), "no response is printed on error");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn unreadable_or_invalid_requests_are_errors_naming_the_file() {
+    let err = eval_error(POLICIES, "examples/requests/missing.json");
+    assert!(err.contains("cannot read request file examples/requests/missing.json"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let wrong_kind = dir.path().join("wrong.json");
+    std::fs::write(&wrong_kind, r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}}"#).unwrap();
+    let err = eval_error(POLICIES, wrong_kind.to_str().unwrap());
+    assert!(err.contains("wrong.json") && err.contains("expected apiVersion admission.k8s.io/v1 and kind AdmissionReview"), "{err}");
+
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"apiVersion\": [unclosed").unwrap();
+    let err = eval_error(POLICIES, garbage.to_str().unwrap());
+    assert!(err.contains("garbage.json"), "{err}");
+}
+
+#[test]
+fn invalid_manifests_modules_and_settings_are_errors_naming_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let request = "examples/requests/debug-allowed.json";
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let head = "apiVersion: egate.dev/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  match: {resources: [pods/ephemeralcontainers]}\n";
+
+    let typo = write("typo.yaml", &format!("{head}  module: builtin:privileged\n  failurPolicy: Fail\n"));
+    let err = eval_error(&typo, request);
+    assert!(err.contains("typo.yaml") && err.contains("unknown field `failurPolicy`"), "{err}");
+
+    let settings = write("settings.yaml", &format!("{head}  module: builtin:images\n  settings: {{requireDigest: maybe}}\n"));
+    let err = eval_error(&settings, request);
+    assert!(err.contains(r#"policy "p""#) && err.contains("requireDigest"), "{err}");
+
+    let not_wasm = write("junk.wasm", "this is not wasm");
+    let _ = not_wasm;
+    let junk = write("junk.yaml", &format!("{head}  module: junk.wasm\n"));
+    let err = eval_error(&junk, request);
+    assert!(err.contains("junk.wasm") && err.contains("not a valid wasm module"), "{err}");
+
+    let err = eval_error(&dir.path().join("absent.yaml").to_string_lossy(), request);
+    assert!(err.contains("cannot read policy manifest") && err.contains("absent.yaml"), "{err}");
+}
