@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use egate_engine::{AdmissionResponse, PolicySet, Sandbox, SandboxConfig};
+use egate_engine::{AdmissionResponse, Mode, PolicySet, Sandbox, SandboxConfig};
 
 /// Arguments of `egate eval`.
 #[derive(Args)]
@@ -20,6 +20,27 @@ pub struct EvalArgs {
     /// `json`: the AdmissionReview response; `text`: one readable decision per request.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Json)]
     output: Output,
+    /// Which policies run: `mutate` (those with `mutating: true`, as a
+    /// MutatingWebhookConfiguration would), `validate` (the others), or `all`.
+    #[arg(long, value_enum, default_value_t = EvalMode::All)]
+    mode: EvalMode,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EvalMode {
+    All,
+    Mutate,
+    Validate,
+}
+
+impl From<EvalMode> for Mode {
+    fn from(mode: EvalMode) -> Self {
+        match mode {
+            EvalMode::All => Mode::All,
+            EvalMode::Mutate => Mode::Mutate,
+            EvalMode::Validate => Mode::Validate,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,7 +56,8 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode> {
     let policies = PolicySet::load(&sandbox, &args.policies)?;
     for path in &args.requests {
         let review = read_review(path)?;
-        let response = policies.review(&review).with_context(|| format!("request {}", path.display()))?;
+        let response =
+            policies.review_with(&review, args.mode.into()).with_context(|| format!("request {}", path.display()))?;
         match args.output {
             Output::Json => println!("{}", serde_json::to_string_pretty(&response.into_review())?),
             Output::Text => print!("{}", describe(path, &response)),

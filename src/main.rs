@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Judge one AdmissionReview with a set of policies and print the response.
+    /// Judge AdmissionReview files with a set of policies and print each response.
     Eval(eval::EvalArgs),
 }
 

@@ -26,6 +26,10 @@ pub enum LoadError {
     #[error("policy {policy:?} ({path}): invalid spec.settings: {message}")]
     Settings { policy: String, path: PathBuf, message: String },
 
+    /// A CEL expression does not compile.
+    #[error("policy {policy:?} ({path}): {rule}: {message}")]
+    Cel { policy: String, path: PathBuf, rule: String, message: String },
+
     /// Two policies share a name.
     #[error("policy name {name:?} is used twice ({first} and {second}): policy names must be unique")]
     DuplicateName { name: String, first: PathBuf, second: PathBuf },

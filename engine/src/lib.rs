@@ -23,6 +23,7 @@
 //! ```
 
 pub mod builtin;
+mod cel;
 mod cache;
 pub mod decision;
 mod error;
@@ -35,6 +36,6 @@ mod wasi;
 
 pub use cache::{hex, ModuleCache};
 pub use error::{LoadError, ReviewError};
-pub use policy::{Policy, PolicySet};
+pub use policy::{Mode, Policy, PolicySet};
 pub use review::AdmissionResponse;
 pub use sandbox::{GuestError, GuestModule, Sandbox, SandboxConfig};

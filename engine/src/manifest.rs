@@ -78,13 +78,46 @@ pub struct Spec {
     #[serde(default)]
     pub exclude: Option<ResourceFilter>,
     /// `builtin:NAME` or a path to a `.wasm`, relative to the manifest.
-    pub module: String,
+    /// Optional when `validations` say everything.
+    #[serde(default)]
+    pub module: Option<String>,
+    /// CEL conditions that must all be true for the policy to judge a request.
+    #[serde(default)]
+    pub match_conditions: Vec<MatchCondition>,
+    /// CEL rules the request must satisfy, evaluated in the host.
+    #[serde(default)]
+    pub validations: Vec<Validation>,
     /// Settings handed to the module, checked when the policy loads.
     #[serde(default)]
     pub settings: serde_json::Value,
     /// Whether the module may return JSON Patch operations.
     #[serde(default)]
     pub mutating: bool,
+}
+
+/// A named CEL condition (`matchConditions`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchCondition {
+    /// Name, used in messages.
+    pub name: String,
+    /// CEL expression yielding a bool.
+    pub expression: String,
+}
+
+/// A CEL rule (`validations`): the request violates the policy when
+/// `expression` is false.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Validation {
+    /// CEL expression yielding a bool.
+    pub expression: String,
+    /// Message when it is false.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// CEL expression yielding the message (wins over `message`).
+    #[serde(default)]
+    pub message_expression: Option<String>,
 }
 
 fn default_timeout() -> u64 {
@@ -127,6 +160,66 @@ pub struct ResourceFilter {
     /// Namespace globs.
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// Labels of the object (`object`, else `oldObject`).
+    #[serde(default)]
+    pub selector: Option<LabelSelector>,
+    /// Who sent the request.
+    #[serde(default)]
+    pub subjects: Option<Subjects>,
+}
+
+/// A Kubernetes label selector.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// Labels that must have these values.
+    #[serde(default)]
+    pub match_labels: std::collections::BTreeMap<String, String>,
+    /// Set-based requirements.
+    #[serde(default)]
+    pub match_expressions: Vec<LabelRequirement>,
+}
+
+/// One `matchExpressions` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelRequirement {
+    /// Label key.
+    pub key: String,
+    /// How the label is compared.
+    pub operator: LabelOperator,
+    /// Values for `In` and `NotIn`.
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// `matchExpressions` operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum LabelOperator {
+    /// The label's value is one of `values`.
+    In,
+    /// The label is absent or its value is none of `values`.
+    NotIn,
+    /// The label is present.
+    Exists,
+    /// The label is absent.
+    DoesNotExist,
+}
+
+/// Requesters a filter names; a request matches when its user matches any.
+/// Names are globs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Subjects {
+    /// User names (`alice`, `system:serviceaccount:ns:name`).
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Service accounts as `namespace/name`.
+    #[serde(default)]
+    pub service_accounts: Vec<String>,
 }
 
 /// Where a module comes from.
@@ -139,12 +232,14 @@ pub enum ModuleSource {
 }
 
 impl Manifest {
-    /// Where the module comes from, a path resolved against `manifest_dir`.
-    pub fn module_source(&self, manifest_dir: &Path) -> ModuleSource {
-        match self.spec.module.strip_prefix("builtin:") {
+    /// Where the module comes from, a path resolved against `manifest_dir`;
+    /// `None` for a CEL-only policy.
+    pub fn module_source(&self, manifest_dir: &Path) -> Option<ModuleSource> {
+        let module = self.spec.module.as_deref()?;
+        Some(match module.strip_prefix("builtin:") {
             Some(name) => ModuleSource::Builtin(name.to_string()),
-            None => ModuleSource::File(manifest_dir.join(&self.spec.module)),
-        }
+            None => ModuleSource::File(manifest_dir.join(module)),
+        })
     }
 
     /// Checks what serde cannot: names, versions, operations, timeouts.
@@ -164,8 +259,24 @@ impl Manifest {
                 "metadata.name {name:?} is not a valid name: use up to 63 lowercase letters, digits, '-' or '.'"
             ));
         }
-        if self.spec.module.trim().is_empty() || self.spec.module == "builtin:" {
-            return Err(format!("policy {name:?}: spec.module is empty: write builtin:NAME or a path to a .wasm file"));
+        match self.spec.module.as_deref() {
+            Some(module) if module.trim().is_empty() || module == "builtin:" => {
+                return Err(format!("policy {name:?}: spec.module is empty: write builtin:NAME or a path to a .wasm file"));
+            }
+            None if self.spec.validations.is_empty() => {
+                return Err(format!(
+                    "policy {name:?} judges nothing: give it a spec.module (builtin:NAME or a .wasm path) or spec.validations"
+                ));
+            }
+            _ => {}
+        }
+        if self.spec.mutating && self.spec.module.is_none() {
+            return Err(format!("policy {name:?}: spec.mutating needs a spec.module that returns patches"));
+        }
+        for validation in &self.spec.validations {
+            if validation.expression.trim().is_empty() {
+                return Err(format!("policy {name:?}: a spec.validations entry has an empty expression"));
+            }
         }
         if self.spec.timeout_ms == 0 || self.spec.timeout_ms > 30_000 {
             return Err(format!("policy {name:?}: spec.timeoutMs must be between 1 and 30000, got {}", self.spec.timeout_ms));
@@ -231,7 +342,7 @@ spec:
         assert_eq!(m.spec.failure_action, FailureAction::Enforce);
         assert_eq!(m.spec.failure_policy, FailurePolicy::Fail);
         assert_eq!(m.spec.timeout_ms, 100);
-        assert_eq!(m.module_source(Path::new("/p")), ModuleSource::Builtin("privileged".into()));
+        assert_eq!(m.module_source(Path::new("/p")), Some(ModuleSource::Builtin("privileged".into())));
     }
 
     #[test]
@@ -241,7 +352,7 @@ spec:
         let json = r#"{"apiVersion": "egate.dev/v1", "kind": "ClusterPolicy", "metadata": {"name": "j"},
                        "spec": {"match": {"resources": ["pods"]}, "module": "p.wasm"}}"#;
         let m = &parse_manifests(json).unwrap()[0];
-        assert_eq!(m.module_source(Path::new("/p")), ModuleSource::File("/p/p.wasm".into()));
+        assert_eq!(m.module_source(Path::new("/p")), Some(ModuleSource::File("/p/p.wasm".into())));
     }
 
     #[test]
@@ -260,5 +371,24 @@ spec:
         let err = parse_manifests(&PRIVILEGED.replace("egate.dev/v1", "kyverno.io/v1")).unwrap_err();
         assert!(err.contains("write apiVersion: egate.dev/v1"), "{err}");
         assert!(parse_manifests("").unwrap_err().contains("holds no policy"));
+        let nothing = PRIVILEGED.replace("  module: builtin:privileged\n", "");
+        assert!(parse_manifests(&nothing).unwrap_err().contains("judges nothing"));
+    }
+
+    #[test]
+    fn selectors_subjects_and_cel_rules() {
+        let text = PRIVILEGED.replace(
+            "  module: builtin:privileged\n",
+            "  match:\n    resources: [pods/ephemeralcontainers]\n    selector:\n      matchLabels: {app: web}\n      \
+             matchExpressions: [{key: tier, operator: NotIn, values: [db]}]\n    subjects: {groups: [dev], serviceAccounts: [ci/deployer]}\n  \
+             matchConditions: [{name: not-sre, expression: \"!('sre' in request.userInfo.groups)\"}]\n  \
+             validations: [{expression: 'object.spec.ephemeralContainers.size() <= 3', message: at most 3}]\n",
+        ).replacen("  match: {resources: [pods/ephemeralcontainers], operations: [UPDATE]}\n", "", 1);
+        let m = &parse_manifests(&text).unwrap()[0];
+        assert!(m.spec.module.is_none());
+        let selector = m.spec.match_.selector.as_ref().unwrap();
+        assert_eq!(selector.match_expressions[0].operator, LabelOperator::NotIn);
+        assert_eq!(m.spec.match_.subjects.as_ref().unwrap().service_accounts, ["ci/deployer"]);
+        assert_eq!(m.spec.validations[0].message.as_deref(), Some("at most 3"));
     }
 }

@@ -3,7 +3,9 @@
 
 use wildmatch::WildMatch;
 
-use crate::manifest::ResourceFilter;
+use std::collections::BTreeMap;
+
+use crate::manifest::{LabelOperator, LabelSelector, ResourceFilter, Subjects};
 use crate::review::RequestFacts;
 
 /// Kyverno-style wildcard match: `*` any run of characters (`/` included),
@@ -39,12 +41,41 @@ fn filter_holds(filter: &ResourceFilter, facts: &RequestFacts) -> bool {
     any(&filter.resources, &|p| glob_match(p, &resource))
         && any(&filter.operations, &|op| op == "*" || op == facts.operation)
         && any(&filter.namespaces, &|p| glob_match(p, namespace))
+        && filter.subjects.as_ref().is_none_or(|s| subjects_hold(s, facts))
+        && filter.selector.as_ref().is_none_or(|s| selector_holds(s, &facts.labels()))
 }
 
 /// An exclude with no condition set excludes nothing.
 fn excludes(filter: &ResourceFilter, facts: &RequestFacts) -> bool {
-    let constrains = !(filter.resources.is_empty() && filter.operations.is_empty() && filter.namespaces.is_empty());
+    let constrains = !(filter.resources.is_empty()
+        && filter.operations.is_empty()
+        && filter.namespaces.is_empty()
+        && filter.selector.is_none()
+        && filter.subjects.is_none());
     constrains && filter_holds(filter, facts)
+}
+
+/// The user matches any of the users, groups or service accounts named.
+fn subjects_hold(subjects: &Subjects, facts: &RequestFacts) -> bool {
+    let user = &facts.user_info.username;
+    let service_account = user.strip_prefix("system:serviceaccount:").map(|sa| sa.replacen(':', "/", 1));
+    subjects.users.iter().any(|p| glob_match(p, user))
+        || subjects.groups.iter().any(|p| facts.user_info.groups.iter().any(|g| glob_match(p, g)))
+        || service_account.is_some_and(|sa| subjects.service_accounts.iter().any(|p| glob_match(p, &sa)))
+}
+
+/// Kubernetes label selector semantics: every label and requirement holds.
+pub fn selector_holds(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    selector.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        && selector.match_expressions.iter().all(|req| {
+            let value = labels.get(&req.key);
+            match req.operator {
+                LabelOperator::In => value.is_some_and(|v| req.values.contains(v)),
+                LabelOperator::NotIn => value.is_none_or(|v| !req.values.contains(v)),
+                LabelOperator::Exists => value.is_some(),
+                LabelOperator::DoesNotExist => value.is_none(),
+            }
+        })
 }
 
 #[cfg(test)]
@@ -63,7 +94,12 @@ mod tests {
 
     fn filter(resources: &[&str], operations: &[&str], namespaces: &[&str]) -> ResourceFilter {
         let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
-        ResourceFilter { resources: owned(resources), operations: owned(operations), namespaces: owned(namespaces) }
+        ResourceFilter {
+            resources: owned(resources),
+            operations: owned(operations),
+            namespaces: owned(namespaces),
+            ..ResourceFilter::default()
+        }
     }
 
     fn judged(m: &Matcher, bytes: &[u8]) -> bool {
@@ -89,6 +125,57 @@ mod tests {
         assert!(judged(&m, &review("pods", Some("ephemeralcontainers"), "UPDATE", "team-a")));
         assert!(!judged(&m, &review("pods", Some("ephemeralcontainers"), "UPDATE", "shop")));
         assert!(!judged(&m, &review("pods", Some("ephemeralcontainers"), "CREATE", "team-a")));
+    }
+
+    fn from_yaml(text: &str) -> ResourceFilter {
+        serde_yaml::from_str(text).unwrap()
+    }
+
+    fn debug_by(user: &str, groups: &[&str], labels: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u", "resource": {"resource": "pods"}, "subResource": "ephemeralcontainers",
+                        "operation": "UPDATE", "namespace": "shop",
+                        "userInfo": {"username": user, "groups": groups},
+                        "object": {"metadata": {"labels": labels}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn selectors_follow_kubernetes_semantics() {
+        let m = Matcher::new(
+            from_yaml(
+                "resources: ['pods/*']\nselector:\n  matchLabels: {app: web}\n  matchExpressions:\n  \
+                 - {key: tier, operator: In, values: [front, edge]}\n  - {key: env, operator: NotIn, values: [prod]}\n  \
+                 - {key: team, operator: Exists}\n  - {key: legacy, operator: DoesNotExist}",
+            ),
+            None,
+        );
+        let labels = serde_json::json!({"app": "web", "tier": "front", "env": "dev", "team": "a"});
+        assert!(judged(&m, &debug_by("alice", &[], labels.clone())));
+        for (key, value) in [("app", "api"), ("tier", "db"), ("env", "prod"), ("legacy", "yes")] {
+            let mut other = labels.clone();
+            other[key] = value.into();
+            assert!(!judged(&m, &debug_by("alice", &[], other)), "{key}={value}");
+        }
+        let mut no_team = labels;
+        no_team.as_object_mut().unwrap().remove("team");
+        assert!(!judged(&m, &debug_by("alice", &[], no_team)));
+    }
+
+    #[test]
+    fn subjects_match_users_groups_and_service_accounts() {
+        let m = Matcher::new(
+            from_yaml("resources: ['pods/*']\nsubjects: {users: [alice], groups: ['oncall-*'], serviceAccounts: [ci/deployer]}"),
+            None,
+        );
+        let none = serde_json::json!({});
+        assert!(judged(&m, &debug_by("alice", &[], none.clone())));
+        assert!(judged(&m, &debug_by("bob", &["oncall-shop"], none.clone())));
+        assert!(judged(&m, &debug_by("system:serviceaccount:ci:deployer", &[], none.clone())));
+        assert!(!judged(&m, &debug_by("system:serviceaccount:ci:other", &[], none.clone())));
+        assert!(!judged(&m, &debug_by("bob", &["dev"], none)));
     }
 
     #[test]

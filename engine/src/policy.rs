@@ -9,9 +9,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::builtin;
+use crate::cel::{params_value, Bindings, CelExpression, CelRequest};
 use crate::decision::{combine, GuestDecision, PolicyResult, Verdict};
 use crate::error::{LoadError, ReviewError};
-use crate::manifest::{read_manifests, FailureAction, FailurePolicy, Manifest, ModuleSource};
+use crate::manifest::{read_manifests, FailureAction, FailurePolicy, Manifest, ModuleSource, Validation};
 use crate::matching::Matcher;
 use crate::review::{AdmissionResponse, Review};
 use crate::sandbox::{GuestModule, Sandbox};
@@ -26,8 +27,41 @@ pub struct Policy {
     timeout_ms: u64,
     mutating: bool,
     matcher: Matcher,
-    module: GuestModule,
+    conditions: Vec<(String, CelExpression)>,
+    validations: Vec<CelValidation>,
+    module: Option<GuestModule>,
     settings: Vec<u8>,
+    params: kube_cel::cel::Value,
+}
+
+/// A compiled `validations` entry.
+struct CelValidation {
+    rule: CelExpression,
+    message: Option<String>,
+    message_expression: Option<CelExpression>,
+}
+
+/// Which policies a review runs: the mutating ones, the validating ones,
+/// or both (mutating first). One set can back both webhook configurations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Mutating policies, then validating ones.
+    #[default]
+    All,
+    /// Only policies with `mutating: true` (a MutatingWebhookConfiguration).
+    Mutate,
+    /// Only the others (a ValidatingWebhookConfiguration).
+    Validate,
+}
+
+impl Mode {
+    fn runs(self, policy: &Policy) -> bool {
+        match self {
+            Mode::All => true,
+            Mode::Mutate => policy.mutating,
+            Mode::Validate => !policy.mutating,
+        }
+    }
 }
 
 impl Policy {
@@ -41,9 +75,48 @@ impl Policy {
         &self.manifest_path
     }
 
+    /// Judges a request that matched: `None` when a matchCondition is
+    /// false, else the module's verdict joined with the CEL validations'.
+    fn judge(&self, request: &CelRequest) -> Option<Verdict> {
+        let bindings = Bindings { request, params: &self.params };
+        for (name, condition) in &self.conditions {
+            match condition.evaluate_bool(&bindings) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => return Some(Verdict::Failure { cause: format!("matchCondition {name:?} could not be evaluated: {e}") }),
+            }
+        }
+        let verdict = match &self.module {
+            Some(module) => self.run_module(module, request.json().as_bytes()),
+            None => Verdict::Pass { warnings: Vec::new(), audit_annotations: Default::default(), patch: Vec::new() },
+        };
+        if matches!(verdict, Verdict::Failure { .. }) {
+            return Some(verdict);
+        }
+        match self.cel_violations(&bindings) {
+            Ok(violations) if violations.is_empty() => Some(verdict),
+            Ok(violations) => Some(add_violations(verdict, violations)),
+            Err(cause) => Some(Verdict::Failure { cause }),
+        }
+    }
+
+    /// The message of every validation that is false.
+    fn cel_violations(&self, bindings: &Bindings) -> Result<Vec<String>, String> {
+        let mut violations = Vec::new();
+        for (index, validation) in self.validations.iter().enumerate() {
+            let holds = validation.rule.evaluate_bool(bindings).map_err(|e| {
+                format!("validation {} (`{}`) could not be evaluated: {e}", index + 1, validation.rule.source())
+            })?;
+            if !holds {
+                violations.push(validation.message(bindings));
+            }
+        }
+        Ok(violations)
+    }
+
     /// Runs the module on the request JSON and reads its decision.
-    fn judge(&self, request: &[u8]) -> Verdict {
-        let output = match self.module.evaluate(request, &self.settings, self.timeout_ms) {
+    fn run_module(&self, module: &GuestModule, request: &[u8]) -> Verdict {
+        let output = match module.evaluate(request, &self.settings, self.timeout_ms) {
             Ok(output) => output,
             Err(e) => return Verdict::Failure { cause: format!("module {e}") },
         };
@@ -67,8 +140,38 @@ impl Policy {
         }
     }
 
+    /// Whether the policy may return patches.
+    pub fn is_mutating(&self) -> bool {
+        self.mutating
+    }
+
     fn result(&self, verdict: Verdict) -> PolicyResult {
         PolicyResult { policy: self.name.clone(), action: self.action, failure_policy: self.failure_policy, verdict }
+    }
+}
+
+impl CelValidation {
+    /// `messageExpression`, else `message`, else the expression itself (as
+    /// ValidatingAdmissionPolicy does).
+    fn message(&self, bindings: &Bindings) -> String {
+        let fallback = || self.message.clone().unwrap_or_else(|| format!("failed expression: {}", self.rule.source()));
+        match &self.message_expression {
+            Some(expression) => expression.evaluate_string(bindings).unwrap_or_else(|_| fallback()),
+            None => fallback(),
+        }
+    }
+}
+
+/// A verdict with CEL violations added: a pass becomes a violation (its
+/// patch dropped), a violation lists both.
+fn add_violations(verdict: Verdict, violations: Vec<String>) -> Verdict {
+    let cel_message = violations.join("; ");
+    match verdict {
+        Verdict::Pass { warnings, .. } => Verdict::Violation { message: cel_message, code: None, warnings },
+        Verdict::Violation { message, code, warnings } => {
+            Verdict::Violation { message: format!("{message}; {cel_message}"), code, warnings }
+        }
+        failure @ Verdict::Failure { .. } => failure,
     }
 }
 
@@ -124,18 +227,24 @@ impl PolicySet {
 
     /// Judges AdmissionReview bytes with every matching policy.
     pub fn review(&self, review: &[u8]) -> Result<AdmissionResponse, ReviewError> {
+        self.review_with(review, Mode::All)
+    }
+
+    /// Judges AdmissionReview bytes with the matching policies `mode` runs.
+    /// Each mutating policy sees the object as patched by those before it.
+    pub fn review_with(&self, review: &[u8], mode: Mode) -> Result<AdmissionResponse, ReviewError> {
         let review = Review::parse(review)?;
-        let mut request = Cow::Borrowed(review.request);
+        let mut request = CelRequest::new(review.request);
         let mut patch: Vec<Value> = Vec::new();
         let mut results = Vec::new();
-        for policy in self.policies.iter().filter(|p| p.matcher.judges(&review.facts)) {
-            let mut verdict = policy.judge(request.as_bytes());
+        for policy in self.policies.iter().filter(|p| mode.runs(p) && p.matcher.judges(&review.facts)) {
+            let Some(mut verdict) = policy.judge(&request) else { continue };
             if let Verdict::Pass { patch: ops, .. } = &mut verdict
                 && !ops.is_empty()
             {
-                match apply_patch(&request, ops) {
+                match apply_patch(request.json(), ops) {
                     Ok(patched) => {
-                        request = Cow::Owned(patched);
+                        request = CelRequest::new(patched);
                         patch.append(ops);
                     }
                     Err(cause) => verdict = Verdict::Failure { cause },
@@ -154,26 +263,39 @@ fn load_policy(
     modules: &mut HashMap<ModuleSource, GuestModule>,
 ) -> Result<Policy, LoadError> {
     let name = manifest.metadata.name.clone();
-    let source = manifest.module_source(path.parent().unwrap_or(Path::new(".")));
-    let module = match modules.get(&source) {
-        Some(module) => module.clone(),
-        None => {
-            let module = compile(sandbox, path, &name, &source)?;
-            modules.insert(source, module.clone());
-            module
-        }
+    let module = match manifest.module_source(path.parent().unwrap_or(Path::new("."))) {
+        Some(source) => Some(match modules.get(&source) {
+            Some(module) => module.clone(),
+            None => {
+                let module = compile(sandbox, path, &name, &source)?;
+                modules.insert(source, module.clone());
+                module
+            }
+        }),
+        None => None,
     };
     let spec = manifest.spec;
     let settings = serde_json::to_vec(&spec.settings).expect("JSON values serialise");
-    let settings_error = |message: String| LoadError::Settings { policy: name.clone(), path: path.to_path_buf(), message };
-    let output = module
-        .validate_settings(&settings, spec.timeout_ms)
-        .map_err(|e| settings_error(format!("the module failed while checking them: {e}")))?;
-    let verdict: SettingsVerdict = serde_json::from_slice(&output)
-        .map_err(|e| settings_error(format!("the module's egate_validate_settings returned no verdict JSON: {e}")))?;
-    if !verdict.valid {
-        return Err(settings_error(verdict.message));
+    if let Some(module) = &module {
+        check_settings(module, &settings, spec.timeout_ms)
+            .map_err(|message| LoadError::Settings { policy: name.clone(), path: path.to_path_buf(), message })?;
     }
+    let cel_error = |rule: String, message: String| LoadError::Cel { policy: name.clone(), path: path.to_path_buf(), rule, message };
+    let conditions = spec
+        .match_conditions
+        .iter()
+        .map(|c| {
+            CelExpression::compile(&c.expression)
+                .map(|e| (c.name.clone(), e))
+                .map_err(|m| cel_error(format!("matchConditions {:?}", c.name), m))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let validations = spec
+        .validations
+        .iter()
+        .enumerate()
+        .map(|(i, v)| compile_validation(v).map_err(|(field, m)| cel_error(format!("validations[{i}].{field}"), m)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Policy {
         name,
         manifest_path: path.to_path_buf(),
@@ -182,9 +304,32 @@ fn load_policy(
         timeout_ms: spec.timeout_ms,
         mutating: spec.mutating,
         matcher: Matcher::new(spec.match_, spec.exclude),
+        conditions,
+        validations,
         module,
         settings,
+        params: params_value(&spec.settings),
     })
+}
+
+/// Asks the module whether it accepts the settings; the error is its message.
+fn check_settings(module: &GuestModule, settings: &[u8], timeout_ms: u64) -> Result<(), String> {
+    let output = module
+        .validate_settings(settings, timeout_ms)
+        .map_err(|e| format!("the module failed while checking them: {e}"))?;
+    let verdict: SettingsVerdict = serde_json::from_slice(&output)
+        .map_err(|e| format!("the module's egate_validate_settings returned no verdict JSON: {e}"))?;
+    if verdict.valid { Ok(()) } else { Err(verdict.message) }
+}
+
+/// Compiles a validation; the error names the field at fault.
+fn compile_validation(validation: &Validation) -> Result<CelValidation, (&'static str, String)> {
+    let rule = CelExpression::compile(&validation.expression).map_err(|m| ("expression", m))?;
+    let message_expression = match &validation.message_expression {
+        Some(source) => Some(CelExpression::compile(source).map_err(|m| ("messageExpression", m))?),
+        None => None,
+    };
+    Ok(CelValidation { rule, message: validation.message.clone(), message_expression })
 }
 
 fn compile(sandbox: &Sandbox, path: &Path, policy: &str, source: &ModuleSource) -> Result<GuestModule, LoadError> {

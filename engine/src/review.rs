@@ -47,9 +47,38 @@ pub struct RequestFacts<'a> {
     /// Object name.
     #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
+    /// Who sent the request.
+    #[serde(borrow, default)]
+    pub user_info: UserInfo<'a>,
     /// The object after the request.
     #[serde(borrow, default)]
     pub object: Option<&'a RawValue>,
+    /// The object before the request.
+    #[serde(borrow, default)]
+    pub old_object: Option<&'a RawValue>,
+}
+
+/// `request.userInfo`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UserInfo<'a> {
+    /// User name.
+    #[serde(borrow, default)]
+    pub username: Cow<'a, str>,
+    /// Groups.
+    #[serde(borrow, default)]
+    pub groups: Vec<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+struct LabelsOnly {
+    #[serde(default)]
+    metadata: MetadataLabels,
+}
+
+#[derive(Deserialize, Default)]
+struct MetadataLabels {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 /// `request.resource`.
@@ -61,6 +90,15 @@ pub struct Resource<'a> {
 }
 
 impl RequestFacts<'_> {
+    /// Labels of `object` (of `oldObject` for a DELETE), read only when a
+    /// selector asks for them.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let raw = self.object.filter(|o| o.get() != "null").or(self.old_object);
+        raw.and_then(|raw| serde_json::from_str::<LabelsOnly>(raw.get()).ok())
+            .map(|o| o.metadata.labels)
+            .unwrap_or_default()
+    }
+
     /// `pods` or `pods/ephemeralcontainers`: what `match.resources` globs see.
     pub fn resource_path(&self) -> String {
         match self.sub_resource.as_deref() {

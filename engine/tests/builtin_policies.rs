@@ -1,67 +1,11 @@
 //! The built-in policies through their real wasm modules (built by
 //! scripts/build-guests.sh and embedded by build.rs).
 
-use std::path::PathBuf;
+mod support;
 
-use egate_engine::{builtin, AdmissionResponse, LoadError, PolicySet, Sandbox, SandboxConfig};
+use egate_engine::AdmissionResponse;
 use serde_json::{json, Value};
-
-fn sandbox() -> Sandbox {
-    assert!(
-        builtin::names().count() >= 3,
-        "the built-in modules are missing: run scripts/build-guests.sh (make test does) before cargo test"
-    );
-    Sandbox::new(SandboxConfig::default()).unwrap()
-}
-
-/// A manifest for `builtin:MODULE` with these settings, in a temp dir.
-fn policy(module: &str, settings: Value) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = json!({
-        "apiVersion": "egate.dev/v1", "kind": "ClusterPolicy",
-        "metadata": {"name": format!("test-{module}")},
-        "spec": {"match": {"resources": ["pods/ephemeralcontainers"], "operations": ["UPDATE"]},
-                 "module": format!("builtin:{module}"), "settings": settings}
-    });
-    let path = dir.path().join("policy.json");
-    std::fs::write(&path, manifest.to_string()).unwrap();
-    (dir, path)
-}
-
-fn load(module: &str, settings: Value) -> Result<PolicySet, LoadError> {
-    let (_dir, path) = policy(module, settings);
-    PolicySet::load(&sandbox(), &[path])
-}
-
-/// What kubectl debug sends: the pod, plus `debug` among its ephemeral containers.
-fn debug_review(debug: Value) -> Vec<u8> {
-    let pod = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
-        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}],
-                 "ephemeralContainers": [{"name": "old", "image": "busybox", "securityContext": {"privileged": true}}]}
-    });
-    let mut object = pod.clone();
-    object["spec"]["ephemeralContainers"].as_array_mut().unwrap().push(debug);
-    let review = json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {"uid": "7f1c", "operation": "UPDATE", "namespace": "shop", "name": "web",
-                    "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                    "resource": {"group": "", "version": "v1", "resource": "pods"},
-                    "subResource": "ephemeralcontainers", "userInfo": {"username": "alice"},
-                    "object": object, "oldObject": pod}
-    });
-    serde_json::to_vec(&review).unwrap()
-}
-
-fn judge(set: &PolicySet, debug: Value) -> AdmissionResponse {
-    set.review(&debug_review(debug)).unwrap()
-}
-
-fn denial(response: &AdmissionResponse) -> &str {
-    assert!(!response.allowed, "expected a denial, got {response:?}");
-    &response.status.as_ref().unwrap().message
-}
+use support::{denial, judge, load};
 
 #[test]
 fn privileged_denies_only_the_new_privileged_container() {

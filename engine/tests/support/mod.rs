@@ -1,0 +1,115 @@
+//! Shared helpers for tests that run built-in policies through their real
+//! wasm modules (built by scripts/build-guests.sh, embedded by build.rs).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use egate_engine::{builtin, AdmissionResponse, LoadError, PolicySet, Sandbox, SandboxConfig};
+use serde_json::{json, Value};
+
+/// A sandbox; fails clearly when the built-in modules were not built.
+pub fn sandbox() -> Sandbox {
+    assert!(
+        builtin::names().count() >= 3,
+        "the built-in modules are missing: run scripts/build-guests.sh (make test does) before cargo test"
+    );
+    Sandbox::new(SandboxConfig::default()).unwrap()
+}
+
+/// Loads manifests (JSON values) written to a temp dir, in order.
+pub fn load_manifests(manifests: &[Value]) -> Result<PolicySet, LoadError> {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = manifests
+        .iter()
+        .enumerate()
+        .map(|(i, manifest)| {
+            let path = dir.path().join(format!("policy-{i}.json"));
+            std::fs::write(&path, manifest.to_string()).unwrap();
+            path
+        })
+        .collect();
+    PolicySet::load(&sandbox(), &paths)
+}
+
+/// A manifest named `test-MODULE` for `builtin:MODULE` on
+/// `pods/ephemeralcontainers` UPDATE, with these settings.
+pub fn manifest(module: &str, settings: Value) -> Value {
+    json!({
+        "apiVersion": "egate.dev/v1", "kind": "ClusterPolicy",
+        "metadata": {"name": format!("test-{module}")},
+        "spec": {"match": {"resources": ["pods/ephemeralcontainers"], "operations": ["UPDATE"]},
+                 "module": format!("builtin:{module}"), "settings": settings}
+    })
+}
+
+/// Loads `builtin:MODULE` with these settings (see [`manifest`]).
+pub fn load(module: &str, settings: Value) -> Result<PolicySet, LoadError> {
+    load_manifests(&[manifest(module, settings)])
+}
+
+/// A small running pod `web` in namespace `shop` with one container `app`
+/// and an earlier privileged debug container `old`.
+pub fn web_pod() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}],
+                 "ephemeralContainers": [{"name": "old", "image": "busybox", "securityContext": {"privileged": true}}]}
+    })
+}
+
+/// The AdmissionReview `kubectl debug` causes: an UPDATE of
+/// `pods/ephemeralcontainers`, `oldObject` the pod, `object` the pod plus `debug`.
+pub fn debug_review_of(pod: &Value, debug: Value, username: &str, groups: &[&str]) -> Vec<u8> {
+    let mut object = pod.clone();
+    let spec = &mut object["spec"];
+    match spec.get_mut("ephemeralContainers").and_then(Value::as_array_mut) {
+        Some(list) => list.push(debug),
+        None => spec["ephemeralContainers"] = json!([debug]),
+    }
+    review(json!({
+        "uid": "7f1c", "operation": "UPDATE",
+        "namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"],
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "subResource": "ephemeralcontainers",
+        "userInfo": {"username": username, "groups": groups},
+        "object": object, "oldObject": pod
+    }))
+}
+
+/// [`debug_review_of`] on [`web_pod`] by user `alice`.
+pub fn debug_review(debug: Value) -> Vec<u8> {
+    debug_review_of(&web_pod(), debug, "alice", &[])
+}
+
+/// An AdmissionReview around this request.
+pub fn review(request: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}))
+        .unwrap()
+}
+
+/// Judges `debug` added to [`web_pod`] by `alice`.
+pub fn judge(set: &PolicySet, debug: Value) -> AdmissionResponse {
+    set.review(&debug_review(debug)).unwrap()
+}
+
+/// The denial message; panics when the response allows.
+pub fn denial(response: &AdmissionResponse) -> &str {
+    assert!(!response.allowed, "expected a denial, got {response:?}");
+    &response.status.as_ref().unwrap().message
+}
+
+/// The request's `object` after applying the response's base64 JSON Patch.
+pub fn patched_object(review_bytes: &[u8], response: &AdmissionResponse) -> Value {
+    let review: Value = serde_json::from_slice(review_bytes).unwrap();
+    let mut object = review["request"]["object"].clone();
+    if let Some(patch) = &response.patch {
+        assert_eq!(response.patch_type, Some("JSONPatch"));
+        let text = base64::engine::general_purpose::STANDARD.decode(patch).unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&text).unwrap();
+        json_patch::patch(&mut object, &patch).unwrap();
+    }
+    object
+}
