@@ -113,3 +113,54 @@ pub fn patched_object(review_bytes: &[u8], response: &AdmissionResponse) -> Valu
     }
     object
 }
+
+/// A WAT module speaking ABI v1 that accepts any settings and always
+/// returns `decision` (JSON) from `egate_evaluate`.
+pub fn fixed_decision_guest(decision: &str) -> String {
+    let escape = |text: &str| text.bytes().map(|b| format!("\\{b:02x}")).collect::<String>();
+    let verdict = r#"{"valid":true}"#;
+    let packed = |ptr: u64, len: usize| (ptr << 32) | len as u64;
+    format!(
+        r#"(module
+  (memory (export "memory") 4)
+  (global $next (mut i32) (i32.const 131072))
+  (data (i32.const 0) "{verdict_bytes}")
+  (data (i32.const 1024) "{decision_bytes}")
+  (func (export "egate_abi_v1"))
+  (func (export "egate_alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get $len)))
+    (local.get $p))
+  (func (export "egate_validate_settings") (param i32 i32) (result i64) (i64.const {verdict_packed}))
+  (func (export "egate_evaluate") (param i32 i32 i32 i32) (result i64) (i64.const {decision_packed})))"#,
+        verdict_bytes = escape(verdict),
+        decision_bytes = escape(decision),
+        verdict_packed = packed(0, verdict.len()),
+        decision_packed = packed(1024, decision.len()),
+    )
+}
+
+/// Writes `wat` compiled to `dir/NAME.wasm` and returns a manifest for it.
+pub fn wasm_manifest(dir: &std::path::Path, name: &str, wat: &str, spec_extra: Value) -> Value {
+    let module = dir.join(format!("{name}.wasm"));
+    std::fs::write(&module, wat::parse_str(wat).unwrap()).unwrap();
+    let mut manifest = json!({
+        "apiVersion": "egate.dev/v1", "kind": "ClusterPolicy", "metadata": {"name": name},
+        "spec": {"match": {"resources": ["pods/ephemeralcontainers"]}, "module": module.to_str().unwrap()}
+    });
+    if let (Some(spec), Some(extra)) = (manifest["spec"].as_object_mut(), spec_extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    manifest
+}
+
+/// A CEL-only manifest with these `spec` fields besides `match`.
+pub fn cel_manifest(name: &str, spec: Value) -> Value {
+    let mut manifest = json!({
+        "apiVersion": "egate.dev/v1", "kind": "ClusterPolicy", "metadata": {"name": name},
+        "spec": {"match": {"resources": ["pods/ephemeralcontainers"]}}
+    });
+    manifest["spec"].as_object_mut().unwrap().extend(spec.as_object().unwrap().clone());
+    manifest
+}
