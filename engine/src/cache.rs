@@ -3,8 +3,14 @@
 //! An entry's name is the sha256 of the module bytes and of the engine's
 //! compatibility hash (wasmtime version, settings, CPU features). Its file
 //! holds the sha256 of the compiled artifact, then the artifact: an entry
-//! whose checksum does not match (truncated, corrupt, tampered) is ignored
-//! and rebuilt, never handed to wasmtime.
+//! whose checksum does not match (truncated, corrupt) is ignored and
+//! rebuilt, never handed to wasmtime.
+//!
+//! A compiled artifact is native code, so the checksum alone cannot stop
+//! someone who can write the directory. The cache is used only when the
+//! directory and the entry belong to this process's user and no one else
+//! may write them (the directory is created with mode 0700); otherwise
+//! modules are compiled afresh.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -60,6 +66,9 @@ impl ModuleCache {
     }
 
     fn read(&self, path: &Path) -> Option<Module> {
+        if !owned_by_us_alone(&self.dir) || !owned_by_us_alone(path) {
+            return None;
+        }
         let bytes = std::fs::read(path).ok()?;
         let (checksum, artifact) = bytes.split_at_checked(32)?;
         if Sha256::digest(artifact).as_slice() != checksum {
@@ -72,7 +81,10 @@ impl ModuleCache {
     }
 
     fn write(&self, path: &Path, artifact: &[u8]) {
-        if std::fs::create_dir_all(&self.dir).is_err() {
+        use std::os::unix::fs::DirBuilderExt;
+        if std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).is_err()
+            || !owned_by_us_alone(&self.dir)
+        {
             return;
         }
         let mut bytes = Sha256::digest(artifact).to_vec();
@@ -85,7 +97,46 @@ impl ModuleCache {
     }
 }
 
+/// Whether `path` belongs to this process's user and only it may write it.
+fn owned_by_us_alone(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(ours), Ok(meta)) = (std::fs::metadata("/proc/self"), std::fs::symlink_metadata(path)) else {
+        return false;
+    };
+    meta.uid() == ours.uid() && meta.mode() & 0o022 == 0
+}
+
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODULE: &str = r#"(module (func (export "f") (result i32) i32.const 7))"#;
+
+    #[test]
+    fn corrupt_or_foreign_entries_are_rebuilt_not_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let cache = ModuleCache::new(dir.path().join("cache"), &engine);
+        let wasm = wat::parse_str(MODULE).unwrap();
+        cache.get_or_compile(&wasm).unwrap();
+        let entry = cache.entry_path(&wasm);
+        assert!(cache.read(&entry).is_some(), "a sound entry is used");
+
+        let mut bytes = std::fs::read(&entry).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&entry, &bytes).unwrap();
+        assert!(cache.read(&entry).is_none(), "a corrupt entry is ignored");
+        cache.get_or_compile(&wasm).unwrap();
+        assert!(cache.read(&entry).is_some(), "and rebuilt");
+
+        std::fs::set_permissions(dir.path().join("cache"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(cache.read(&entry).is_none(), "a directory others may write is not trusted");
+    }
 }

@@ -84,7 +84,7 @@ pub struct PolicyResult {
 /// `failurePolicy: Fail`) denies, listing each with its reason; Audit
 /// violations become audit annotations; Warn violations and ignored
 /// failures become warnings. Every message starts with the policy's name;
-/// denials by several policies are listed one per line.
+/// a denial lists one violation per line, each line naming its policy.
 pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> AdmissionResponse {
     let mut denials: Vec<(String, Option<u16>)> = Vec::new();
     let mut response = AdmissionResponse::allow(uid);
@@ -92,20 +92,21 @@ pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> Admissio
         let name = &result.policy;
         match &result.verdict {
             Verdict::Pass { warnings, audit_annotations, .. } => {
-                response.warnings.extend(warnings.iter().map(|w| format!("{name}: {w}")));
+                response.warnings.extend(prefixed(name, warnings));
                 for (key, value) in audit_annotations {
                     response.audit_annotations.insert(format!("{name}.{key}"), value.clone());
                 }
             }
             Verdict::Violation { message, code, warnings } => {
-                response.warnings.extend(warnings.iter().map(|w| format!("{name}: {w}")));
+                response.warnings.extend(prefixed(name, warnings));
+                let lines: Vec<&str> = message.lines().filter(|l| !l.trim().is_empty()).collect();
                 match result.action {
-                    FailureAction::Enforce => denials.push((format!("{name}: {message}"), *code)),
+                    FailureAction::Enforce => denials.push((prefixed(name, &lines).collect::<Vec<_>>().join("\n"), *code)),
                     // The annotation's key is the policy's name.
                     FailureAction::Audit => {
                         response.audit_annotations.insert(name.clone(), message.clone());
                     }
-                    FailureAction::Warn => response.warnings.push(format!("{name}: {message}")),
+                    FailureAction::Warn => response.warnings.extend(prefixed(name, &lines)),
                 }
             }
             Verdict::Failure { cause } => match result.failure_policy {
@@ -130,6 +131,11 @@ pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> Admissio
     }
 }
 
+/// Each message with the policy's name in front.
+fn prefixed<'m, S: AsRef<str> + 'm>(name: &'m str, messages: &'m [S]) -> impl Iterator<Item = String> + 'm {
+    messages.iter().map(move |m| format!("{name}: {}", m.as_ref()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,13 +155,13 @@ mod tests {
             result("a", Enforce, FailurePolicy::Fail, violation("bad a")),
             result("b", Audit, FailurePolicy::Fail, violation("bad b")),
             result("c", Warn, FailurePolicy::Fail, violation("bad c")),
-            result("d", Enforce, FailurePolicy::Fail, violation("bad d")),
+            result("d", Enforce, FailurePolicy::Fail, violation("bad d\nworse d")),
         ];
         let r = combine("u", &results, &[]);
         assert!(!r.allowed);
         let status = r.status.unwrap();
         assert_eq!(status.code, 403);
-        assert_eq!(status.message, "a: bad a\nd: bad d");
+        assert_eq!(status.message, "a: bad a\nd: bad d\nd: worse d");
         assert_eq!(r.audit_annotations["b"], "bad b");
         assert_eq!(r.warnings, ["c: bad c"]);
     }

@@ -165,11 +165,11 @@ impl CelValidation {
 /// A verdict with CEL violations added: a pass becomes a violation (its
 /// patch dropped), a violation lists both.
 fn add_violations(verdict: Verdict, violations: Vec<String>) -> Verdict {
-    let cel_message = violations.join("; ");
+    let cel_message = violations.join("\n");
     match verdict {
         Verdict::Pass { warnings, .. } => Verdict::Violation { message: cel_message, code: None, warnings },
         Verdict::Violation { message, code, warnings } => {
-            Verdict::Violation { message: format!("{message}; {cel_message}"), code, warnings }
+            Verdict::Violation { message: format!("{message}\n{cel_message}"), code, warnings }
         }
         failure @ Verdict::Failure { .. } => failure,
     }

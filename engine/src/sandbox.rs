@@ -266,8 +266,11 @@ impl CallLimits {
             return GuestError::MemoryLimit(self.memory_limit >> 20);
         }
         let trap = e.downcast_ref::<Trap>().map_or_else(|| text.lines().next().unwrap_or_default().to_string(), ToString::to_string);
+        // What the guest printed (a panic message), on one line and short:
+        // it ends up in a message for the person running kubectl.
         let console = String::from_utf8_lossy(&store.data().console);
-        match console.trim() {
+        let printed: String = console.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(300).collect();
+        match printed.as_str() {
             "" => GuestError::Trap(trap),
             printed => GuestError::Trap(format!("{trap}; it printed: {printed}")),
         }

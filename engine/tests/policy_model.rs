@@ -48,7 +48,7 @@ fn message_expression_then_message_then_the_expression() {
     let message = set.review(&debug_review(plain_debug())).unwrap().status.unwrap().message;
     assert_eq!(
         message,
-        "who: user alice may not debug in shop; plain message; failed expression: object.metadata.name == 'other'"
+        "who: user alice may not debug in shop\nwho: plain message\nwho: failed expression: object.metadata.name == 'other'"
     );
 }
 

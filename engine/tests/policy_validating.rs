@@ -261,7 +261,7 @@ fn env_secrets_denies_secret_key_refs_and_env_from_secrets() {
         message.starts_with(r#"test-env-secrets: ephemeral container "dbg" sets environment variable "DB_PASSWORD" from key "password" of secret "db" (env[].valueFrom.secretKeyRef)"#),
         "{message}"
     );
-    assert!(message.contains(r#"; ephemeral container "dbg" loads every key of secret "api-keys" as environment variables (envFrom[].secretRef)"#), "{message}");
+    assert!(message.contains(concat!("\n", r#"test-env-secrets: ephemeral container "dbg" loads every key of secret "api-keys" as environment variables (envFrom[].secretRef)"#)), "{message}");
     let err = load_error("env-secrets", json!({"allowedSecrets": []}));
     assert!(err.contains("unknown field `allowedSecrets`"), "{err}");
 }

@@ -47,12 +47,12 @@ impl Decision {
     }
 
     /// Allows when `violations` is empty, else denies with every violation,
-    /// one sentence each, so the user can fix them all in one go.
+    /// one per line, so the user can fix them all in one go.
     pub fn from_violations(violations: Vec<String>) -> Self {
         if violations.is_empty() {
             Self::allow()
         } else {
-            Self::deny(violations.join("; "))
+            Self::deny(violations.join("\n"))
         }
     }
 
@@ -199,7 +199,7 @@ mod tests {
     fn violations_are_joined_into_one_denial() {
         assert!(Decision::from_violations(vec![]).allowed);
         let d = Decision::from_violations(vec!["a is bad".into(), "b is bad".into()]);
-        assert_eq!(d.message, "a is bad; b is bad");
+        assert_eq!(d.message, "a is bad\nb is bad");
     }
 
     #[test]

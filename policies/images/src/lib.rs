@@ -72,8 +72,8 @@ fn judge_image(container: &str, image: &ImageRef, settings: &ImageSettings) -> V
     }
     if settings.disallow_latest && image.is_latest() {
         violations.push(format!(
-            "ephemeral container {container:?} uses image {reference:?}: the latest tag (or no tag) is not allowed; \
-             pin a version tag such as {}/{}:1.36 or a digest",
+            "ephemeral container {container:?} uses image {reference:?}: the latest tag (or no tag) is not allowed, \
+             pin a version tag ({}/{}:<version>) or a digest",
             image.registry, image.repository
         ));
     }
