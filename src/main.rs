@@ -2,6 +2,7 @@
 //! This file only parses arguments and hands each command to its module;
 //! the engine decides.
 
+mod bench;
 mod eval;
 
 use std::process::ExitCode;
@@ -21,12 +22,15 @@ struct Cli {
 enum Command {
     /// Judge AdmissionReview files with a set of policies and print each response.
     Eval(eval::EvalArgs),
+    /// Time whole evaluations of a request: latency percentiles, throughput, start-up.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Eval(args) => eval::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -1,0 +1,145 @@
+//! Built-in policy `pod-security` (`builtin:pod-security`): the Kubernetes
+//! Pod Security Standards, `baseline` or `restricted`, judged as Pod
+//! Security Admission judges them (policy version v1.35, the `latest` of a
+//! Kubernetes 1.35 API server), with the same reasons and details in its
+//! messages.
+//!
+//! - On `pods` CREATE, and on an UPDATE that changes an image, it judges
+//!   the whole pod: every container, init container and ephemeral
+//!   container, and every pod-level field. Other pod UPDATEs are allowed
+//!   unjudged, as Pod Security Admission allows them.
+//! - On `pods/ephemeralcontainers` (`kubectl debug`) it judges only the
+//!   ephemeral containers the request adds, with the container checks and
+//!   the pod-level securityContext values those containers inherit; checks
+//!   of pod-level fields only (host namespaces, volumes, sysctls) are not
+//!   run again, since the pod was admitted already.
+//!
+//! The code reads top-down: [`subject`] decides what a request asks to
+//! judge, [`checks`] holds one function per Pod Security Standards check
+//! and the table of checks of each level, [`view`] the few Pod fields they
+//! read.
+//!
+//! ```
+//! use egate_guest::Request;
+//! use egate_policy_pod_security::{evaluate, Level, PodSecuritySettings};
+//!
+//! let create = br#"{"uid": "1", "operation": "CREATE", "resource": {"resource": "pods"},
+//!   "object": {"spec": {"containers": [{"name": "app", "image": "nginx",
+//!                                       "securityContext": {"privileged": true}}]}}}"#;
+//! let request = Request::parse(create).unwrap();
+//! let decision = evaluate(&request, &PodSecuritySettings { level: Level::Baseline }).unwrap();
+//! assert_eq!(
+//!     decision.message,
+//!     r#"violates PodSecurity "baseline:v1.35": privileged (container "app" must not set securityContext.privileged=true)"#
+//! );
+//! ```
+
+use std::fmt;
+
+use egate_guest::{Decision, Error, Request, Settings};
+use serde::{Deserialize, Deserializer};
+
+pub mod checks;
+pub mod subject;
+pub mod view;
+
+#[cfg(test)]
+mod tests;
+
+use subject::Subject;
+
+/// The Pod Security Admission policy version whose checks this policy
+/// implements.
+pub const POLICY_VERSION: &str = "v1.35";
+
+/// A Pod Security Standards level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Level {
+    /// Prevents known privilege escalations; runs most workloads unchanged.
+    #[default]
+    Baseline,
+    /// Baseline plus current pod-hardening practice.
+    Restricted,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Level::Baseline => "baseline",
+            Level::Restricted => "restricted",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LevelVisitor;
+        impl serde::de::Visitor<'_> for LevelVisitor {
+            type Value = Level;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#""baseline" or "restricted""#)
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Level, E> {
+                match value {
+                    "baseline" => Ok(Level::Baseline),
+                    "restricted" => Ok(Level::Restricted),
+                    "privileged" => Err(E::custom(
+                        r#""privileged" is not a level this policy enforces: use "baseline" or "restricted" (the privileged level allows everything: exclude those namespaces instead)"#,
+                    )),
+                    other => Err(E::custom(format!(r#"{other:?} is not a level: use "baseline" or "restricted""#))),
+                }
+            }
+        }
+        deserializer.deserialize_str(LevelVisitor)
+    }
+}
+
+/// Settings of `pod-security`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PodSecuritySettings {
+    /// `baseline` (the default) or `restricted`.
+    pub level: Level,
+}
+
+impl Settings for PodSecuritySettings {}
+
+/// Judges a request against the Pod Security Standards level of `settings`.
+pub fn evaluate(request: &Request, settings: &PodSecuritySettings) -> Result<Decision, Error> {
+    let level = settings.level;
+    let message = match subject::of(request)? {
+        Subject::Nothing => return Ok(Decision::allow()),
+        Subject::WholePod(pod) => {
+            let violations = checks::run(&pod, level, false);
+            if violations.is_empty() {
+                return Ok(Decision::allow());
+            }
+            format!("violates PodSecurity \"{level}:{POLICY_VERSION}\": {}", list(&violations))
+        }
+        Subject::NewEphemeralContainers(pod) => {
+            let violations = checks::run(&pod, level, true);
+            if violations.is_empty() {
+                return Ok(Decision::allow());
+            }
+            let names: Vec<String> = pod.spec.ephemeral_containers.iter().map(|c| format!("{:?}", c.name)).collect();
+            let one = names.len() == 1;
+            format!(
+                "{} {} {} PodSecurity \"{level}:{POLICY_VERSION}\" (with the securityContext {} from the pod): {}",
+                if one { "ephemeral container" } else { "ephemeral containers" },
+                names.join(", "),
+                if one { "violates" } else { "violate" },
+                if one { "it inherits" } else { "they inherit" },
+                list(&violations)
+            )
+        }
+    };
+    Ok(Decision::deny(message))
+}
+
+/// `reason (detail), reason (detail)`, as Pod Security Admission lists
+/// failed checks.
+fn list(violations: &[checks::Violation]) -> String {
+    violations.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+egate_guest::policy!(evaluate);
