@@ -55,7 +55,7 @@ else
       RUSTC=/usr/bin/rustc \
       RUSTC_BOOTSTRAP=1 \
       CARGO_TARGET_WASM32_WASIP1_LINKER=wasm-ld \
-      RUSTFLAGS="-C link-self-contained=no -L native=/usr/lib/wasm32-wasi" \
+      RUSTFLAGS="-C link-self-contained=no -L native=/usr/lib/wasm32-wasi ${EGATE_GUEST_RUSTFLAGS:-}" \
       /usr/bin/cargo build --quiet --profile "$profile" --target wasm32-wasip1 --target-dir "$target_dir" \
         -Zbuild-std=std,panic_abort "${packages[@]}"
 fi

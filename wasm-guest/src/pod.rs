@@ -293,19 +293,42 @@ pub struct VolumeView<'a> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for VolumeView<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Every key but `name` of a Volume is its source.
-        let raw: BTreeMap<Cow<'de, str>, &'de serde_json::value::RawValue> =
-            Deserialize::deserialize(deserializer)?;
+        deserializer.deserialize_map(VolumeVisitor)
+    }
+}
+
+/// Every key but `name` of a Volume is its source; source contents are
+/// skipped unparsed.
+struct VolumeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for VolumeVisitor {
+    type Value = VolumeView<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a pod volume")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
         let mut volume = VolumeView::default();
-        for (key, value) in raw {
-            if key == "name" {
-                volume.name = serde_json::from_str::<Cow<'de, str>>(value.get())
-                    .map_err(serde::de::Error::custom)?;
-            } else if value.get() != "null" {
-                volume.sources.push(key);
+        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+            if key.0 == "name" {
+                volume.name = map.next_value::<CowStr<'de>>()?.0;
+            } else if map.next_value::<Option<serde::de::IgnoredAny>>()?.is_some() {
+                volume.sources.push(key.0);
             }
         }
         Ok(volume)
+    }
+}
+
+/// A string borrowed from the input when it has no escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapper<'a>(#[serde(borrow)] Cow<'a, str>);
+        Wrapper::deserialize(deserializer).map(|w| CowStr(w.0))
     }
 }
 

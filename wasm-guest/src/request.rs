@@ -107,13 +107,21 @@ impl<'a> Request<'a> {
             && self.operation == "UPDATE"
     }
 
-    /// Light views of `object` and `oldObject`, reading only the fields
-    /// policies use. Missing objects are `None`.
+    /// A light view of `object`, and the names of the ephemeral containers
+    /// `oldObject` already had: what judging new debug containers takes.
+    /// Missing objects are `None`.
     pub fn pods(&self) -> Result<PodPair<'a>, Error> {
+        let old: Option<OldPodNames> = parse_raw(self.old_object, "oldObject")?;
         Ok(PodPair {
             object: parse_raw(self.object, "object")?,
-            old_object: parse_raw(self.old_object, "oldObject")?,
+            old_ephemeral_names: old.map(|old| old.spec.ephemeral_containers.into_iter().map(|c| c.name).collect()),
         })
+    }
+
+    /// A light view of `oldObject`, for policies that compare more than
+    /// ephemeral container names.
+    pub fn old_pod(&self) -> Result<Option<PodView<'a>>, Error> {
+        parse_raw(self.old_object, "oldObject")
     }
 
     /// The whole `object` as a typed k8s-openapi `Pod`. Costs tens of
@@ -140,13 +148,36 @@ fn parse_raw<'a, T: Deserialize<'a>>(raw: Option<&'a RawValue>, what: &str) -> R
     }
 }
 
-/// `object` and `oldObject` of a request, as light Pod views.
+/// `object` of a request as a light Pod view, with what `oldObject` says
+/// about ephemeral containers.
 #[derive(Debug, Clone, Default)]
 pub struct PodPair<'a> {
     /// The pod as it would be stored.
     pub object: Option<PodView<'a>>,
-    /// The pod as stored before the request.
-    pub old_object: Option<PodView<'a>>,
+    /// Names of the ephemeral containers of `oldObject`; `None` without one.
+    pub old_ephemeral_names: Option<Vec<Cow<'a, str>>>,
+}
+
+/// `oldObject`, read only for its ephemeral containers' names.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct OldPodNames<'a> {
+    #[serde(borrow)]
+    spec: OldSpecNames<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct OldSpecNames<'a> {
+    #[serde(borrow)]
+    ephemeral_containers: Vec<NameOnly<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NameOnly<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
 }
 
 impl<'a> PodPair<'a> {
@@ -154,13 +185,11 @@ impl<'a> PodPair<'a> {
     /// `oldObject`: the ones this request adds. Without an `oldObject`
     /// (a CREATE) every ephemeral container is new.
     pub fn new_ephemeral_containers(&self) -> impl Iterator<Item = &ContainerView<'a>> {
-        let old = self.old_object.as_ref();
+        let old = self.old_ephemeral_names.as_deref();
         self.object
             .iter()
             .flat_map(|pod| pod.spec.ephemeral_containers.iter())
-            .filter(move |c| {
-                old.is_none_or(|old| !old.spec.ephemeral_containers.iter().any(|o| o.name == c.name))
-            })
+            .filter(move |c| old.is_none_or(|old| !old.contains(&c.name)))
     }
 
     /// The pod-level security context of `object`, if any.
