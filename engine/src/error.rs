@@ -22,6 +22,11 @@ pub enum LoadError {
     #[error("policy {policy:?} ({path}): module {module} is refused: {message}")]
     Abi { policy: String, path: PathBuf, module: String, message: String },
 
+    /// A module's digest differs from the one the manifest pins.
+    #[error("policy {policy:?} ({path}): module {module} has digest {actual}, but spec.moduleDigest pins {expected}: \
+             rebuild or fetch the pinned module, or update the pin")]
+    DigestMismatch { policy: String, path: PathBuf, module: String, expected: String, actual: String },
+
     /// A policy's guest refused its settings.
     #[error("policy {policy:?} ({path}): invalid spec.settings: {message}")]
     Settings { policy: String, path: PathBuf, message: String },

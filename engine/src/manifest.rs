@@ -87,6 +87,9 @@ pub struct Spec {
     /// CEL rules the request must satisfy, evaluated in the host.
     #[serde(default)]
     pub validations: Vec<Validation>,
+    /// `sha256:HEX` the module must have; loading fails on a mismatch.
+    #[serde(default)]
+    pub module_digest: Option<String>,
     /// Settings handed to the module, checked when the policy loads.
     #[serde(default)]
     pub settings: serde_json::Value,
@@ -269,6 +272,18 @@ impl Manifest {
                 ));
             }
             _ => {}
+        }
+        if let Some(digest) = &self.spec.module_digest {
+            let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "policy {name:?}: spec.moduleDigest {digest:?} is not a digest: write sha256: and 64 hex digits \
+                     (egate inspect MODULE prints it)"
+                ));
+            }
+            if self.spec.module.is_none() {
+                return Err(format!("policy {name:?}: spec.moduleDigest pins a module, but spec.module is not set"));
+            }
         }
         if self.spec.mutating && self.spec.module.is_none() {
             return Err(format!("policy {name:?}: spec.mutating needs a spec.module that returns patches"));

@@ -193,7 +193,7 @@ impl PolicySet {
     /// Loads every policy of the manifest files, compiling modules and
     /// checking settings. Any error refuses the whole set.
     pub fn load(sandbox: &Sandbox, manifest_paths: &[PathBuf]) -> Result<Self, LoadError> {
-        let mut modules: HashMap<ModuleSource, GuestModule> = HashMap::new();
+        let mut modules: HashMap<ModuleSource, LoadedModule> = HashMap::new();
         let mut policies: Vec<Policy> = Vec::new();
         for path in manifest_paths {
             for manifest in read_manifests(path)? {
@@ -260,18 +260,30 @@ fn load_policy(
     sandbox: &Sandbox,
     path: &Path,
     manifest: Manifest,
-    modules: &mut HashMap<ModuleSource, GuestModule>,
+    modules: &mut HashMap<ModuleSource, LoadedModule>,
 ) -> Result<Policy, LoadError> {
     let name = manifest.metadata.name.clone();
     let module = match manifest.module_source(path.parent().unwrap_or(Path::new("."))) {
-        Some(source) => Some(match modules.get(&source) {
-            Some(module) => module.clone(),
-            None => {
-                let module = compile(sandbox, path, &name, &source)?;
-                modules.insert(source, module.clone());
-                module
+        Some(source) => {
+            let loaded = match modules.get(&source) {
+                Some(loaded) => loaded.clone(),
+                None => {
+                    let loaded = compile(sandbox, path, &name, &source)?;
+                    modules.insert(source, loaded.clone());
+                    loaded
+                }
+            };
+            if let Some(expected) = manifest.spec.module_digest.as_ref().filter(|pin| **pin != loaded.digest) {
+                return Err(LoadError::DigestMismatch {
+                    policy: name,
+                    path: path.to_path_buf(),
+                    module: loaded.label,
+                    expected: expected.clone(),
+                    actual: loaded.digest,
+                });
             }
-        }),
+            Some(loaded.module)
+        }
         None => None,
     };
     let spec = manifest.spec;
@@ -332,7 +344,16 @@ fn compile_validation(validation: &Validation) -> Result<CelValidation, (&'stati
     Ok(CelValidation { rule, message: validation.message.clone(), message_expression })
 }
 
-fn compile(sandbox: &Sandbox, path: &Path, policy: &str, source: &ModuleSource) -> Result<GuestModule, LoadError> {
+/// A compiled module with what names it in messages.
+#[derive(Clone)]
+struct LoadedModule {
+    module: GuestModule,
+    label: String,
+    /// `sha256:HEX` of the module bytes.
+    digest: String,
+}
+
+fn compile(sandbox: &Sandbox, path: &Path, policy: &str, source: &ModuleSource) -> Result<LoadedModule, LoadError> {
     let module_error = |message: String| LoadError::Module { policy: policy.into(), path: path.to_path_buf(), message };
     let (label, bytes): (String, Cow<[u8]>) = match source {
         ModuleSource::Builtin(name) => {
@@ -345,12 +366,14 @@ fn compile(sandbox: &Sandbox, path: &Path, policy: &str, source: &ModuleSource) 
             (file.display().to_string(), Cow::Owned(bytes))
         }
     };
-    sandbox.load(&bytes).map_err(|message| LoadError::Abi {
+    let digest = format!("sha256:{}", crate::cache::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
+    let module = sandbox.load(&bytes).map_err(|message| LoadError::Abi {
         policy: policy.into(),
         path: path.to_path_buf(),
-        module: label,
+        module: label.clone(),
         message,
-    })
+    })?;
+    Ok(LoadedModule { module, label, digest })
 }
 
 /// Applies a policy's patch to the request's `object`, returning the

@@ -191,3 +191,67 @@ fn a_missing_module_file_is_named() {
     let err = PolicySet::load(&f.sandbox, &[manifest]).err().unwrap().to_string();
     assert!(err.contains("cannot read module") && err.contains("nowhere.wasm"), "{err}");
 }
+
+#[test]
+fn deep_recursion_is_a_clean_failure() {
+    let f = Fixture::new();
+    let recursive = guest(VALID, "(call $deep (i32.const 0)) drop i64.const 0").replace(
+        "(func (export \"egate_abi_v1\"))",
+        "(func (export \"egate_abi_v1\"))\n  (func $deep (param i32) (result i32) (call $deep (i32.add (local.get 0) (i32.const 1))))",
+    );
+    let set = f.load("deep", &recursive, "").unwrap();
+    let message = denial(&set);
+    assert!(message.contains("module trapped") && message.contains("stack"), "{message}");
+}
+
+#[test]
+fn a_trap_in_egate_alloc_is_a_failure() {
+    let f = Fixture::new();
+    let broken_alloc = guest(VALID, ALLOW).replace("    global.get $next\n    local.set $p", "    unreachable");
+    // Settings are written through egate_alloc too: the load itself fails, naming the policy.
+    let err = f.load("bad-alloc", &broken_alloc, "").err().unwrap().to_string();
+    assert!(err.contains(r#"policy "bad-alloc""#) && err.contains("failed while checking them") && err.contains("unreachable"), "{err}");
+}
+
+#[test]
+fn invalid_utf8_output_is_a_failure() {
+    let f = Fixture::new();
+    let bytes = guest(VALID, "i64.const 0x0000010000000002").replace(
+        r#"(data (i32.const 128) "not json at all")"#,
+        r#"(data (i32.const 128) "not json at all") (data (i32.const 256) "\ff\fe")"#,
+    );
+    let set = f.load("binary", &bytes, "").unwrap();
+    assert!(denial(&set).contains("not UTF-8"));
+}
+
+/// A guest that counts requests in a global and in memory: every
+/// evaluation starts from a fresh instance, so it never sees a previous one.
+#[test]
+fn no_request_sees_state_left_by_another() {
+    let f = Fixture::new();
+    // Deny when the global or the memory cell at 512 was already set.
+    let stateful = guest(
+        VALID,
+        "(if (i32.or (global.get $seen) (i32.load (i32.const 512))) (then (return (i64.const 0x000000800000000f)))) \
+         (global.set $seen (i32.const 1)) (i32.store (i32.const 512) (i32.const 1)) i64.const 0x0000004000000010",
+    )
+    .replace("(global $next", "(global $seen (mut i32) (i32.const 0))\n  (global $next");
+    let set = f.load("stateful", &stateful, "").unwrap();
+    for _ in 0..5 {
+        assert_eq!(response(&set)["allowed"], true, "state leaked between evaluations");
+    }
+}
+
+#[test]
+fn a_pinned_digest_must_match() {
+    let f = Fixture::new();
+    let wasm = wat::parse_str(guest(VALID, ALLOW)).unwrap();
+    let actual = {
+        use sha2::Digest;
+        format!("sha256:{}", egate_engine::hex(&sha2::Sha256::digest(&wasm)))
+    };
+    assert!(f.load("pinned", &guest(VALID, ALLOW), &format!("  moduleDigest: \"{actual}\"\n")).is_ok());
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let err = f.load("pinned", &guest(VALID, ALLOW), &format!("  moduleDigest: \"{wrong}\"\n")).err().unwrap().to_string();
+    assert!(err.contains(&actual) && err.contains(&wrong), "both digests are named: {err}");
+}
