@@ -169,3 +169,29 @@ fn invalid_manifests_modules_and_settings_are_errors_naming_the_file_and_field()
     let err = eval_error(&dir.path().join("absent.yaml").to_string_lossy(), request);
     assert!(err.contains("cannot read policy manifest") && err.contains("absent.yaml"), "{err}");
 }
+
+#[test]
+fn mode_splits_mutating_and_validating_policies() {
+    let run = |mode: &str| {
+        let out = egate(&[
+            "eval", "--mode", mode,
+            "--policy", "policies/harden/policy.yaml",
+            "--policy", "policies/privilege-escalation/policy.yaml",
+            "--request", "examples/requests/debug-latest-image.json",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["response"].clone()
+    };
+    // harden alone: the bare debug container gets a patch.
+    let mutate = run("mutate");
+    assert_eq!(mutate["allowed"], true, "{mutate}");
+    assert_eq!(mutate["patchType"], "JSONPatch");
+    // privilege-escalation alone judges the object as sent: denied, no patch.
+    let validate = run("validate");
+    assert_eq!(validate["allowed"], false, "{validate}");
+    assert!(validate.get("patch").is_none());
+    // Both: harden's patch sets allowPrivilegeEscalation: false first.
+    let all = run("all");
+    assert_eq!(all["allowed"], true, "{all}");
+    assert!(all["patch"].is_string());
+}
