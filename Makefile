@@ -31,6 +31,7 @@ demo: build
 ## test: the whole suite (unit, real guest modules, CLI)
 test: guests
 	$(CARGO) test --workspace
+	$(CARGO) run --quiet --bin egate -- test policies/
 
 ## bench: criterion benches of the hot path
 bench: guests

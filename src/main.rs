@@ -3,7 +3,14 @@
 //! the engine decides.
 
 mod bench;
+mod build_cmd;
+mod debug_request;
 mod eval;
+mod inspect;
+mod new;
+mod scaffold;
+mod serve;
+mod test_cmd;
 
 use std::process::ExitCode;
 
@@ -24,6 +31,18 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Time whole evaluations of a request: latency percentiles, throughput, start-up.
     Bench(bench::BenchArgs),
+    /// Run policy test suites (*.egate-test.yaml) found under each PATH.
+    Test(test_cmd::TestArgs),
+    /// Scaffold a guest policy crate in ./NAME that builds and passes its tests.
+    New(new::NewArgs),
+    /// Compile a guest policy crate to wasm32-wasip1; print the module's path, size and sha256.
+    Build(build_cmd::BuildArgs),
+    /// Generate inputs for tests: `scaffold request` prints what kubectl debug sends.
+    Scaffold(scaffold::ScaffoldArgs),
+    /// Show a module's ABI version, exports, imports, size and sha256.
+    Inspect(inspect::InspectArgs),
+    /// Run the admission webhook: AdmissionReview over TLS on /validate and /mutate.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +50,12 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Eval(args) => eval::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Test(args) => test_cmd::run(&args),
+        Command::New(args) => new::run(&args),
+        Command::Build(args) => build_cmd::run(&args),
+        Command::Scaffold(args) => scaffold::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -39,3 +39,4 @@ pub use error::{LoadError, ReviewError};
 pub use policy::{Mode, Policy, PolicySet};
 pub use review::AdmissionResponse;
 pub use sandbox::{GuestError, GuestModule, Sandbox, SandboxConfig};
+pub use wasi::{grants as wasi_grants, GRANTED as GRANTED_WASI_IMPORTS};

@@ -1,0 +1,404 @@
+//! The HTTP endpoints: `POST /validate` and `POST /mutate` (AdmissionReview
+//! v1 in and out), `GET /healthz`, `GET /readyz` and `GET /metrics`.
+//!
+//! A review is judged on tokio's blocking pool behind a semaphore with one
+//! permit per worker (the cores, by default), so no more reviews run at
+//! once than there are workers, whatever the number of connections. Each
+//! request has a deadline covering body, queue and judging.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use egate_engine::review::Review;
+use egate_engine::{AdmissionResponse, Mode, PolicySet};
+use tokio::sync::Semaphore;
+
+use super::metrics::Metrics;
+use super::reload::Policies;
+
+/// The API server refuses objects over 3 MiB, so no AdmissionReview it
+/// sends is larger.
+pub const BODY_LIMIT: usize = 3 << 20;
+
+/// What the handlers share.
+pub struct App {
+    pub policies: Arc<Policies>,
+    pub metrics: Arc<Metrics>,
+    /// One permit per worker: reviews judged at once.
+    pub workers: Arc<Semaphore>,
+    /// Longest a request may take, body to response.
+    pub deadline: Duration,
+    /// Set on SIGTERM: `/readyz` says 503 so no new traffic is routed here.
+    pub draining: AtomicBool,
+}
+
+/// The two admission endpoints.
+#[derive(Clone, Copy, Debug)]
+enum Endpoint {
+    Validate,
+    Mutate,
+}
+
+impl Endpoint {
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
+        }
+    }
+
+    fn mode(self) -> Mode {
+        match self {
+            Endpoint::Validate => Mode::Validate,
+            Endpoint::Mutate => Mode::Mutate,
+        }
+    }
+}
+
+/// The webhook's routes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/validate", post(|State(app): State<Arc<App>>, req: Request| admit(app, Endpoint::Validate, req)))
+        .route("/mutate", post(|State(app): State<Arc<App>>, req: Request| admit(app, Endpoint::Mutate, req)))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if app.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else if app.policies.current().is_none() {
+        (StatusCode::SERVICE_UNAVAILABLE, "policies are being compiled\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    ([(header::CONTENT_TYPE, content_type)], app.metrics.render()).into_response()
+}
+
+/// A request that got no AdmissionReview response: its status, the
+/// metrics label, and what to tell the client.
+struct Fault {
+    status: StatusCode,
+    label: &'static str,
+    message: String,
+}
+
+impl Fault {
+    fn new(status: StatusCode, label: &'static str, message: impl Into<String>) -> Self {
+        Self { status, label, message: message.into() }
+    }
+
+    /// A Kubernetes `Status` object, as the API server itself answers errors.
+    fn into_response(self) -> Response {
+        let reason = match self.status {
+            StatusCode::BAD_REQUEST => "BadRequest",
+            StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
+            StatusCode::GATEWAY_TIMEOUT => "Timeout",
+            StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
+            _ => "InternalError",
+        };
+        let body = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Status",
+            "status": "Failure",
+            "code": self.status.as_u16(),
+            "reason": reason,
+            "message": self.message,
+        });
+        json_response(self.status, serde_json::to_vec(&body).expect("JSON values serialise"))
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A judged review: the response bytes and what the log line and the
+/// metrics say about it.
+struct Judged {
+    body: Vec<u8>,
+    decision: &'static str,
+    denied_by: Vec<String>,
+    facts: LogFacts,
+    took: Duration,
+}
+
+/// The request's identity, for the decision log line.
+#[derive(Default)]
+struct LogFacts {
+    uid: String,
+    namespace: String,
+    name: String,
+    resource: String,
+    operation: String,
+    user: String,
+}
+
+async fn admit(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response {
+    let started = Instant::now();
+    let _in_flight = app.metrics.in_flight();
+    let deadline = match apiserver_timeout(req.uri().query()) {
+        Some(timeout) => app.deadline.min(timeout),
+        None => app.deadline,
+    };
+    let outcome = match tokio::time::timeout(deadline, judge(&app, endpoint, req)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(Fault::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!("egate could not answer within the request deadline of {deadline:?}"),
+        )),
+    };
+    let took = started.elapsed();
+    match outcome {
+        Ok(judged) => {
+            app.metrics.request(endpoint.name(), judged.decision, took);
+            app.metrics.review(endpoint.name(), judged.took);
+            let f = &judged.facts;
+            tracing::info!(
+                endpoint = endpoint.name(),
+                uid = f.uid,
+                namespace = f.namespace,
+                name = f.name,
+                resource = f.resource,
+                operation = f.operation,
+                user = f.user,
+                decision = judged.decision,
+                denied_by = judged.denied_by.join(","),
+                latency_ms = took.as_secs_f64() * 1e3,
+                "decision"
+            );
+            json_response(StatusCode::OK, judged.body)
+        }
+        Err(fault) => {
+            app.metrics.request(endpoint.name(), fault.label, took);
+            tracing::warn!(
+                endpoint = endpoint.name(),
+                status = fault.status.as_u16(),
+                error = fault.message,
+                latency_ms = took.as_secs_f64() * 1e3,
+                "request refused"
+            );
+            fault.into_response()
+        }
+    }
+}
+
+/// Reads the body, waits for a worker, judges on the blocking pool.
+async fn judge(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Result<Judged, Fault> {
+    let body = read_body(req).await?;
+    let permit = app.workers.clone().acquire_owned().await.expect("the worker semaphore is never closed");
+    // The snapshot this request finishes on, whatever reloads meanwhile.
+    let Some(policies) = app.policies.current() else {
+        return Err(Fault::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "egate is still compiling its policies: retry shortly (GET /readyz says when)",
+        ));
+    };
+    let metrics = app.metrics.clone();
+    // The permit moves into the blocking task: if the deadline drops this
+    // future, the worker stays counted until the review really ends.
+    let task = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        review(&policies, &metrics, &body, endpoint)
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(error) => Err(Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the review failed: {error}"))),
+    }
+}
+
+/// A body larger than this is not even drained: its connection is closed.
+const DRAIN_LIMIT: u64 = 8 << 20;
+
+/// The whole body, at most [`BODY_LIMIT`] bytes. A larger one is read to
+/// its end and dropped (up to [`DRAIN_LIMIT`]) before the 413 is sent:
+/// closing an HTTP/1.1 connection with unread data resets it, and the
+/// client, still sending, would never see the answer.
+async fn read_body(req: Request) -> Result<Vec<u8>, Fault> {
+    let too_large = || {
+        Fault::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the request body is larger than {BODY_LIMIT} bytes (3 MiB, the API server's own limit)"),
+        )
+    };
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > DRAIN_LIMIT) {
+        return Err(too_large());
+    }
+    let mut body = req.into_body();
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(BODY_LIMIT as u64) as usize);
+    let mut total: u64 = 0;
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|error| {
+            Fault::new(StatusCode::BAD_REQUEST, "bad_request", format!("cannot read the request body: {error}"))
+        })?;
+        let Ok(data) = frame.into_data() else { continue };
+        total += data.len() as u64;
+        if total > DRAIN_LIMIT {
+            break;
+        }
+        if total <= BODY_LIMIT as u64 {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    if total > BODY_LIMIT as u64 { Err(too_large()) } else { Ok(bytes) }
+}
+
+/// Judges one AdmissionReview (blocking).
+fn review(policies: &PolicySet, metrics: &Metrics, body: &[u8], endpoint: Endpoint) -> Result<Judged, Fault> {
+    let started = Instant::now();
+    let response = policies
+        .review_with(body, endpoint.mode())
+        .map_err(|error| Fault::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()))?;
+    let took = started.elapsed();
+    let names: Vec<&str> = policies.policies().iter().map(|p| p.name()).collect();
+    for (policy, cause) in failures(&response, &names) {
+        metrics.policy_failure(policy, cause);
+    }
+    let decision = match (response.allowed, &response.patch) {
+        (false, _) => "denied",
+        (true, Some(_)) => "mutated",
+        (true, None) => "allowed",
+    };
+    let denied_by = denied_by(&response, &names);
+    let facts = log_facts(body);
+    let body = serde_json::to_vec(&response.into_review()).expect("a response always serialises");
+    Ok(Judged { body, decision, denied_by, facts, took })
+}
+
+/// The policy a message line comes from: every line of a denial, warning
+/// or failure starts with `POLICY: `.
+fn policy_of<'n>(line: &str, names: &[&'n str]) -> Option<(&'n str, usize)> {
+    names
+        .iter()
+        .filter(|name| line.strip_prefix(**name).is_some_and(|rest| rest.starts_with(": ")))
+        .max_by_key(|name| name.len())
+        .map(|name| (*name, name.len() + 2))
+}
+
+/// The policies that denied, in order, each once.
+fn denied_by(response: &AdmissionResponse, names: &[&str]) -> Vec<String> {
+    let mut denied: Vec<String> = Vec::new();
+    if response.allowed {
+        return denied;
+    }
+    let message = response.status.as_ref().map(|s| s.message.as_str()).unwrap_or_default();
+    for (name, _) in message.lines().filter_map(|line| policy_of(line, names)) {
+        if !denied.iter().any(|d| d == name) {
+            denied.push(name.to_string());
+        }
+    }
+    denied
+}
+
+/// Policies that could not decide, with a cause label. The engine reports
+/// them only as text (`POLICY: the policy failed (CAUSE); its failurePolicy
+/// ...`, in the denial or a warning), so the cause is classified from it.
+fn failures<'n>(response: &AdmissionResponse, names: &[&'n str]) -> Vec<(&'n str, &'static str)> {
+    let denial = response.status.as_ref().map(|s| s.message.lines().collect::<Vec<_>>()).unwrap_or_default();
+    let lines = denial.into_iter().chain(response.warnings.iter().map(String::as_str));
+    lines
+        .filter_map(|line| {
+            let (name, skip) = policy_of(line, names)?;
+            let cause = line[skip..].strip_prefix("the policy failed (")?;
+            Some((name, classify(cause)))
+        })
+        .collect()
+}
+
+/// A label for a failure cause of `engine/src/policy.rs` and `sandbox.rs`.
+fn classify(cause: &str) -> &'static str {
+    const CAUSES: [(&str, &str); 9] = [
+        ("module timed out", "timeout"),
+        ("module exceeded the memory limit", "memory_limit"),
+        ("module trapped", "trap"),
+        ("module could not be instantiated", "instantiate"),
+        ("module could not decide", "guest_error"),
+        ("module returned a patch", "bad_patch"),
+        ("module returned", "bad_output"),
+        ("matchCondition", "cel"),
+        ("validation", "cel"),
+    ];
+    CAUSES.iter().find(|(prefix, _)| cause.starts_with(prefix)).map(|(_, label)| *label).unwrap_or("other")
+}
+
+fn log_facts(body: &[u8]) -> LogFacts {
+    let Ok(review) = Review::parse(body) else { return LogFacts::default() };
+    let f = review.facts;
+    LogFacts {
+        uid: f.uid.to_string(),
+        namespace: f.namespace.as_deref().unwrap_or_default().to_string(),
+        name: f.name.as_deref().unwrap_or_default().to_string(),
+        resource: match f.sub_resource.as_deref() {
+            Some(sub) if !sub.is_empty() => format!("{}/{sub}", f.resource.resource),
+            _ => f.resource.resource.to_string(),
+        },
+        operation: f.operation.to_string(),
+        user: f.user_info.username.to_string(),
+    }
+}
+
+/// The API server appends `?timeout=10s` to webhook calls: answering after
+/// it is pointless. Go duration syntax, the units it uses.
+fn apiserver_timeout(query: Option<&str>) -> Option<Duration> {
+    let value = query?.split('&').find_map(|pair| pair.strip_prefix("timeout="))?;
+    super::parse_duration(value).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denials_and_failures_are_attributed_to_their_policies() {
+        let names = ["images", "images-strict", "slow", "cel-rule"];
+        let mut response = AdmissionResponse::allow("u").deny(
+            403,
+            "images-strict: bad image\nimages: bad image\nimages: also this\n\
+             slow: the policy failed (module timed out after 100 ms); its failurePolicy Fail denies the request",
+        );
+        response.warnings.push(
+            "cel-rule: the policy failed (validation 1 (`x`) could not be evaluated: no such key); its failurePolicy Ignore let the request through".into(),
+        );
+        assert_eq!(denied_by(&response, &names), ["images-strict", "images", "slow"]);
+        assert_eq!(failures(&response, &names), [("slow", "timeout"), ("cel-rule", "cel")]);
+        assert!(denied_by(&AdmissionResponse::allow("u"), &names).is_empty());
+    }
+
+    #[test]
+    fn causes_are_classified() {
+        assert_eq!(classify("module trapped: unreachable"), "trap");
+        assert_eq!(classify("module returned output that is not decision JSON"), "bad_output");
+        assert_eq!(classify("module returned a patch that does not apply"), "bad_patch");
+        assert_eq!(classify("module could not decide: no pod"), "guest_error");
+        assert_eq!(classify("something new"), "other");
+    }
+
+    #[test]
+    fn the_apiserver_timeout_is_read_from_the_query() {
+        assert_eq!(apiserver_timeout(Some("timeout=10s")), Some(Duration::from_secs(10)));
+        assert_eq!(apiserver_timeout(Some("a=b&timeout=500ms")), Some(Duration::from_millis(500)));
+        assert_eq!(apiserver_timeout(Some("timeout=soon")), None);
+        assert_eq!(apiserver_timeout(None), None);
+    }
+}

@@ -1,0 +1,298 @@
+//! `egate serve`: the admission webhook. AdmissionReview v1 over HTTPS
+//! (rustls; HTTP/2 and HTTP/1.1), judged by the engine exactly as
+//! `egate eval --mode validate|mutate` judges it.
+//!
+//! - `api`: the endpoints, the worker pool, limits and the decision log;
+//! - `reload`: the swappable policy set, reloaded on SIGHUP and on file changes;
+//! - `tls`: the certificate, reloaded when its files change;
+//! - `metrics`: Prometheus text on `GET /metrics`;
+//! - `watch`: polling files for changes.
+//!
+//! On SIGTERM (or SIGINT) the server says not-ready, optionally keeps
+//! accepting for `--shutdown-delay` while Kubernetes removes it from the
+//! Service, stops accepting, lets every request in flight finish, and
+//! exits 0.
+
+mod api;
+mod metrics;
+mod reload;
+mod tls;
+mod watch;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use clap::{Args, ValueEnum};
+use egate_engine::{Sandbox, SandboxConfig};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_rustls::TlsAcceptor;
+
+use api::App;
+use metrics::Metrics;
+use reload::{Policies, PolicySource};
+use tls::CertResolver;
+
+/// A client that has not finished its TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Arguments of `egate serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Policy manifests to serve (YAML or JSON, several policies per file).
+    /// Repeat the flag or list several. Without it, the built-in default set
+    /// (policies/default.yaml, compiled in). Reloaded on SIGHUP and when a
+    /// manifest or a module file it names changes.
+    #[arg(long = "policies", short = 'p', value_name = "FILE", num_args = 1..)]
+    policies: Vec<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8443", value_name = "HOST:PORT")]
+    addr: SocketAddr,
+    /// PEM certificate chain, server certificate first. Reloaded when it changes.
+    #[arg(long, value_name = "FILE", required_unless_present = "insecure_http", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1). Reloaded when it changes.
+    #[arg(long, value_name = "FILE", required_unless_present = "insecure_http", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP instead of TLS. Only for local testing: the API
+    /// server calls webhooks over HTTPS only.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    insecure_http: bool,
+    /// Reviews judged at once (the others queue). Default: the number of cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    workers: Option<u32>,
+    /// Longest a request may take, body to response, before it is answered
+    /// 504 (shortened to the API server's `?timeout=` when that is shorter).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    request_timeout: Duration,
+    /// After SIGTERM, keep accepting requests this long while readiness
+    /// fails, so Kubernetes stops routing here first.
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    shutdown_delay: Duration,
+    /// After SIGTERM (and the delay), longest to wait for requests in flight.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
+    /// How often policy, module and certificate files are checked for changes.
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    watch_interval: Duration,
+    /// `json`: one JSON object per line (for log collectors); `compact`: for people.
+    #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+    log_format: LogFormat,
+    /// error, warn, info (one line per decision), debug or trace.
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    log_level: tracing::Level,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Json,
+    Compact,
+}
+
+/// Runs the webhook until SIGTERM or SIGINT; exits 0 once drained.
+pub fn run(args: &ServeArgs) -> Result<ExitCode> {
+    init_logging(args.log_format, args.log_level);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args.workers.map_or(cores, |n| n as usize);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("egate-serve")
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(serve(args, workers));
+    // A review still running past its deadline must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    outcome
+}
+
+fn init_logging(format: LogFormat, level: tracing::Level) {
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+        LogFormat::Compact => builder.compact().init(),
+    }
+}
+
+async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
+    let metrics = Arc::new(Metrics::default());
+    let source = match args.policies.as_slice() {
+        [] => PolicySource::Default,
+        paths => PolicySource::Files(paths.to_vec()),
+    };
+    let sandbox = Sandbox::new(SandboxConfig::default()).map_err(anyhow::Error::msg)?;
+    let policies = Policies::new(source.clone(), sandbox, metrics.clone());
+
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let resolver = CertResolver::load(cert, key)?;
+            let config = resolver.server_config()?;
+            tokio::spawn(resolver.watch(metrics.clone(), args.watch_interval));
+            Some(TlsAcceptor::from(config))
+        }
+        _ => {
+            tracing::warn!(
+                "--insecure-http: serving PLAIN HTTP WITHOUT TLS. Requests and decisions travel unencrypted and \
+                 unauthenticated, and the Kubernetes API server will not call this endpoint. Use it only for local testing"
+            );
+            None
+        }
+    };
+    let listener = TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
+    let addr = listener.local_addr().context("the listener has no local address")?;
+    tracing::info!(
+        addr = %addr,
+        scheme = if tls.is_some() { "https" } else { "http" },
+        workers,
+        policies = %source,
+        "listening"
+    );
+
+    let app = Arc::new(App {
+        policies: policies.clone(),
+        metrics,
+        workers: Arc::new(tokio::sync::Semaphore::new(workers)),
+        deadline: args.request_timeout,
+        draining: AtomicBool::new(false),
+    });
+    let router = api::router(app.clone());
+
+    // The first load runs while /healthz already answers; /readyz says 503 until it is done.
+    let (fatal_tx, mut fatal) = tokio::sync::mpsc::channel::<anyhow::Error>(1);
+    tokio::spawn({
+        let policies = policies.clone();
+        let interval = args.watch_interval;
+        async move {
+            if let Err(error) = policies.load_and_watch(interval).await {
+                let _ = fatal_tx.send(error).await;
+            }
+        }
+    });
+    let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let _ = policies.reload("SIGHUP").await;
+        }
+    });
+
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let graceful = GracefulShutdown::new();
+    let accept = |accepted: std::io::Result<(TcpStream, SocketAddr)>| match accepted {
+        Ok((stream, peer)) => spawn_connection(stream, peer, tls.clone(), router.clone(), graceful.watcher()),
+        Err(error) => tracing::warn!(%error, "cannot accept a connection"),
+    };
+    let signal_name = loop {
+        tokio::select! {
+            accepted = listener.accept() => accept(accepted),
+            _ = terminate.recv() => break "SIGTERM",
+            _ = interrupt.recv() => break "SIGINT",
+            Some(error) = fatal.recv() => {
+                return Err(error.context("cannot serve: the policy set did not load"));
+            }
+        }
+    };
+
+    app.draining.store(true, Ordering::Relaxed);
+    tracing::info!(signal = signal_name, delay_ms = args.shutdown_delay.as_millis() as u64, "shutting down: /readyz now fails");
+    let delay = tokio::time::sleep(args.shutdown_delay);
+    tokio::pin!(delay);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => accept(accepted),
+            () = &mut delay => break,
+        }
+    }
+    drop(listener);
+    let open = graceful.count();
+    tracing::info!(connections = open, "no longer accepting: finishing the requests in flight");
+    match tokio::time::timeout(args.shutdown_timeout, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("drained: every request in flight was answered; exiting"),
+        Err(_) => tracing::warn!(
+            timeout_ms = args.shutdown_timeout.as_millis() as u64,
+            "shutdown timeout reached with connections still open; exiting"
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Handshakes (when TLS) and serves one connection on its own task.
+fn spawn_connection(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, router: Router, watcher: Watcher) {
+    tokio::spawn(async move {
+        let _ = stream.set_nodelay(true);
+        match tls {
+            None => serve_connection(stream, router, watcher).await,
+            Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, router, watcher).await,
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            },
+        }
+    });
+}
+
+/// HTTP/1.1 or HTTP/2 (whichever the client speaks) until the client
+/// closes, or until shutdown lets the requests in flight finish.
+async fn serve_connection<I>(io: I, router: Router, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new());
+    let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(router));
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+/// Durations as Go writes them (`10s`, `500ms`, `1m30s`), or plain seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("{text:?} is not a duration: write e.g. 10s, 500ms or 1m30s");
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).map_err(|_| invalid());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(invalid)?;
+        let value: f64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let (unit, scale) = [("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("ns", 1e-9), ("h", 3600.0), ("m", 60.0), ("s", 1.0)]
+            .into_iter()
+            .find(|(unit, _)| rest.starts_with(unit))
+            .ok_or_else(invalid)?;
+        rest = &rest[unit.len()..];
+        total += Duration::try_from_secs_f64(value * scale).map_err(|_| invalid())?;
+    }
+    if text.is_empty() { Err(invalid()) } else { Ok(total) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_go_writes_them() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("10").is_ok());
+        assert!(parse_duration("ten seconds").is_err());
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+}
