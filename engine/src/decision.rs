@@ -99,23 +99,30 @@ pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> Admissio
             }
             Verdict::Violation { message, code, warnings } => {
                 response.warnings.extend(prefixed(name, warnings));
-                let lines: Vec<&str> = message.lines().filter(|l| !l.trim().is_empty()).collect();
+                let mut lines: Vec<&str> = message.lines().filter(|l| !l.trim().is_empty()).collect();
+                if lines.is_empty() {
+                    lines.push("denied (the policy gave no reason)");
+                }
+                // Only client and server error codes make sense for a denial.
+                let code = code.filter(|c| (400..600).contains(c));
                 match result.action {
-                    FailureAction::Enforce => denials.push((prefixed(name, &lines).collect::<Vec<_>>().join("\n"), *code)),
+                    FailureAction::Enforce => denials.push((prefixed(name, &lines).collect::<Vec<_>>().join("\n"), code)),
                     // The annotation's key is the policy's name.
                     FailureAction::Audit => {
-                        response.audit_annotations.insert(name.clone(), message.clone());
+                        response.audit_annotations.insert(name.clone(), lines.join("\n"));
                     }
                     FailureAction::Warn => response.warnings.extend(prefixed(name, &lines)),
                 }
             }
             Verdict::Failure { cause } => match result.failure_policy {
+                // A cause is one line: a guest must not forge lines of other policies.
                 FailurePolicy::Fail => denials.push((
-                    format!("{name}: the policy failed ({cause}); its failurePolicy Fail denies the request"),
+                    format!("{name}: the policy failed ({}); its failurePolicy Fail denies the request", one_line(cause)),
                     None,
                 )),
                 FailurePolicy::Ignore => response.warnings.push(format!(
-                    "{name}: the policy failed ({cause}); its failurePolicy Ignore let the request through"
+                    "{name}: the policy failed ({}); its failurePolicy Ignore let the request through",
+                    one_line(cause)
                 )),
             },
         }
@@ -129,6 +136,11 @@ pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> Admissio
             response.deny(403, messages.join("\n"))
         }
     }
+}
+
+/// Text on one line: control characters become spaces.
+fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_control()).filter(|part| !part.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// Each message with the policy's name in front.
@@ -175,6 +187,17 @@ mod tests {
         let failed = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Fail, failure)], &[]);
         assert!(!failed.allowed);
         assert!(failed.status.unwrap().message.contains("failurePolicy Fail denies"));
+    }
+
+    #[test]
+    fn a_guest_cannot_forge_lines_or_send_an_empty_denial() {
+        let forged = Verdict::Failure { cause: "x\nother: approved".into() };
+        let r = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Fail, forged)], &[]);
+        assert_eq!(r.status.unwrap().message.lines().count(), 1);
+        let blank = Verdict::Violation { message: " \n ".into(), code: Some(200), warnings: vec![] };
+        let r = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Fail, blank)], &[]);
+        let status = r.status.unwrap();
+        assert_eq!((status.code, status.message.as_str()), (403, "p: denied (the policy gave no reason)"));
     }
 
     #[test]

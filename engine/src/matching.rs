@@ -29,12 +29,14 @@ impl Matcher {
 
     /// A request is judged when it matches and is not excluded.
     pub fn judges(&self, facts: &RequestFacts) -> bool {
-        filter_holds(&self.include, facts) && !self.exclude.as_ref().is_some_and(|ex| excludes(ex, facts))
+        filter_holds(&self.include, facts, true) && !self.exclude.as_ref().is_some_and(|ex| excludes(ex, facts))
     }
 }
 
 /// Every list that is set must hold (an empty list places no condition).
-fn filter_holds(filter: &ResourceFilter, facts: &RequestFacts) -> bool {
+/// Unreadable labels count as matching a selector when `unreadable_matches`
+/// (so `match` judges the request and `exclude` does not skip it).
+fn filter_holds(filter: &ResourceFilter, facts: &RequestFacts, unreadable_matches: bool) -> bool {
     let resource = facts.resource_path();
     let namespace = facts.namespace.as_deref().unwrap_or_default();
     let any = |list: &[String], test: &dyn Fn(&str) -> bool| list.is_empty() || list.iter().any(|p| test(p));
@@ -42,7 +44,7 @@ fn filter_holds(filter: &ResourceFilter, facts: &RequestFacts) -> bool {
         && any(&filter.operations, &|op| op == "*" || op == facts.operation)
         && any(&filter.namespaces, &|p| glob_match(p, namespace))
         && filter.subjects.as_ref().is_none_or(|s| subjects_hold(s, facts))
-        && filter.selector.as_ref().is_none_or(|s| selector_holds(s, &facts.labels()))
+        && filter.selector.as_ref().is_none_or(|s| facts.labels().map_or(unreadable_matches, |l| selector_holds(s, &l)))
 }
 
 /// An exclude with no condition set excludes nothing.
@@ -52,7 +54,7 @@ fn excludes(filter: &ResourceFilter, facts: &RequestFacts) -> bool {
         && filter.namespaces.is_empty()
         && filter.selector.is_none()
         && filter.subjects.is_none());
-    constrains && filter_holds(filter, facts)
+    constrains && filter_holds(filter, facts, false)
 }
 
 /// The user matches any of the users, groups or service accounts named.
@@ -162,6 +164,18 @@ mod tests {
         let mut no_team = labels;
         no_team.as_object_mut().unwrap().remove("team");
         assert!(!judged(&m, &debug_by("alice", &[], no_team)));
+    }
+
+    #[test]
+    fn unreadable_labels_fail_closed() {
+        let include = Matcher::new(from_yaml("resources: ['pods/*']\nselector: {matchLabels: {env: prod}}"), None);
+        let bad_labels = serde_json::json!({"env": 1});
+        assert!(judged(&include, &debug_by("alice", &[], bad_labels.clone())), "an unreadable label is judged");
+        let exclude = Matcher::new(
+            from_yaml("resources: ['pods/*']"),
+            Some(from_yaml("selector: {matchLabels: {env: dev}}")),
+        );
+        assert!(judged(&exclude, &debug_by("alice", &[], bad_labels)), "and not excluded");
     }
 
     #[test]

@@ -78,7 +78,7 @@ struct LabelsOnly {
 #[derive(Deserialize, Default)]
 struct MetadataLabels {
     #[serde(default)]
-    labels: BTreeMap<String, String>,
+    labels: Option<BTreeMap<String, String>>,
 }
 
 /// `request.resource`.
@@ -91,12 +91,13 @@ pub struct Resource<'a> {
 
 impl RequestFacts<'_> {
     /// Labels of `object` (of `oldObject` for a DELETE), read only when a
-    /// selector asks for them.
-    pub fn labels(&self) -> BTreeMap<String, String> {
-        let raw = self.object.filter(|o| o.get() != "null").or(self.old_object);
-        raw.and_then(|raw| serde_json::from_str::<LabelsOnly>(raw.get()).ok())
-            .map(|o| o.metadata.labels)
-            .unwrap_or_default()
+    /// selector asks for them. `None` when they cannot be read (labels that
+    /// are not strings, invalid escapes): matching then fails closed.
+    pub fn labels(&self) -> Option<BTreeMap<String, String>> {
+        match self.object.filter(|o| o.get() != "null").or(self.old_object) {
+            Some(raw) => serde_json::from_str::<LabelsOnly>(raw.get()).ok().map(|o| o.metadata.labels.unwrap_or_default()),
+            None => Some(BTreeMap::new()),
+        }
     }
 
     /// `pods` or `pods/ephemeralcontainers`: what `match.resources` globs see.

@@ -1,0 +1,118 @@
+//! Arbitrary bytes as a guest's output: `GuestDecision::parse` must answer
+//! with a decision or an error, never panic; a decision it accepts becomes
+//! a verdict the way the engine makes one (policy.rs, `run_module`), and
+//! `combine` of it, under every failureAction and failurePolicy, must not
+//! panic and must keep its promises: Enforce violations and Fail failures
+//! deny, with the guest's code or 403; everything else allows; every
+//! message, warning and audit annotation names its policy; a patch comes
+//! back as base64 of the same operations.
+#![no_main]
+
+use base64::Engine as _;
+use egate_engine::decision::{combine, GuestDecision, PolicyResult, Verdict};
+use egate_engine::manifest::{FailureAction, FailurePolicy};
+use libfuzzer_sys::fuzz_target;
+
+const ACTIONS: [FailureAction; 3] = [FailureAction::Enforce, FailureAction::Audit, FailureAction::Warn];
+const FAILURE_POLICIES: [FailurePolicy; 2] = [FailurePolicy::Fail, FailurePolicy::Ignore];
+
+/// The verdict the engine makes of a decision (policy.rs, `run_module`).
+fn verdict(decision: GuestDecision, mutating: bool) -> Verdict {
+    if let Some(error) = decision.error {
+        return Verdict::Failure { cause: format!("module could not decide: {error}") };
+    }
+    if !decision.patch.is_empty() && !mutating {
+        return Verdict::Failure { cause: "module returned a patch, but the policy is not `mutating: true`".into() };
+    }
+    if decision.allowed {
+        Verdict::Pass { warnings: decision.warnings, audit_annotations: decision.audit_annotations, patch: decision.patch }
+    } else {
+        let message = decision.message.filter(|m| !m.is_empty()).unwrap_or_else(|| "denied (the module gave no reason)".into());
+        Verdict::Violation { message, code: decision.code, warnings: decision.warnings }
+    }
+}
+
+fn check_one(result: &PolicyResult) {
+    let patch = match &result.verdict {
+        Verdict::Pass { patch, .. } => patch.clone(),
+        _ => Vec::new(),
+    };
+    let response = combine("uid-1", std::slice::from_ref(result), &patch);
+    assert_eq!(response.uid, "uid-1");
+    let denies = match &result.verdict {
+        Verdict::Pass { .. } => false,
+        Verdict::Violation { .. } => result.action == FailureAction::Enforce,
+        Verdict::Failure { .. } => result.failure_policy == FailurePolicy::Fail,
+    };
+    assert_eq!(response.allowed, !denies, "{result:?} gave {response:?}");
+    if denies {
+        let status = response.status.as_ref().expect("a denial has a status");
+        let code = match &result.verdict {
+            Verdict::Violation { code, .. } => code.unwrap_or(403),
+            _ => 403,
+        };
+        assert_eq!(status.code, code);
+        assert!(
+            egate_fuzz::lines_name_a_policy(&status.message, &["fuzz"]),
+            "a denial line does not name the policy: {:?} (from {result:?})",
+            status.message
+        );
+        assert!(response.patch.is_none(), "a denial carries no patch");
+    } else {
+        assert!(response.status.is_none());
+    }
+    for warning in &response.warnings {
+        assert!(warning.starts_with("fuzz: "), "a warning does not name the policy: {warning:?}");
+    }
+    // A violation under Warn, or a failure under Ignore, is never silent.
+    let guest_warnings = match &result.verdict {
+        Verdict::Pass { warnings, .. } | Verdict::Violation { warnings, .. } => warnings.len(),
+        Verdict::Failure { .. } => 0,
+    };
+    let must_warn = match &result.verdict {
+        Verdict::Violation { .. } => result.action == FailureAction::Warn,
+        Verdict::Failure { .. } => result.failure_policy == FailurePolicy::Ignore,
+        Verdict::Pass { .. } => false,
+    };
+    if must_warn {
+        assert!(response.warnings.len() > guest_warnings, "the violation or failure was not reported: {result:?} gave {response:?}");
+    }
+    for key in response.audit_annotations.keys() {
+        assert!(key == "fuzz" || key.starts_with("fuzz."), "an audit annotation key does not name the policy: {key:?}");
+    }
+    match (&response.patch, response.allowed && !patch.is_empty()) {
+        (Some(encoded), true) => {
+            assert_eq!(response.patch_type, Some("JSONPatch"));
+            let text = base64::engine::general_purpose::STANDARD.decode(encoded).expect("the patch is base64");
+            let ops: serde_json::Value = serde_json::from_slice(&text).expect("the patch is JSON");
+            assert_eq!(ops, serde_json::Value::Array(patch), "the patch comes back unchanged");
+        }
+        (None, false) => {}
+        (got, expected) => panic!("patch {got:?}, expected one: {expected}"),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(decision) = GuestDecision::parse(data) else { return };
+    let mut all = Vec::new();
+    for mutating in [false, true] {
+        let verdict = verdict(decision.clone(), mutating);
+        for action in ACTIONS {
+            for failure_policy in FAILURE_POLICIES {
+                let result = PolicyResult { policy: "fuzz".into(), action, failure_policy, verdict: verdict.clone() };
+                check_one(&result);
+                if mutating {
+                    all.push(PolicyResult { policy: format!("p{}", all.len()), ..result });
+                }
+            }
+        }
+    }
+    // Six policies at once: each denial line still names its own.
+    let response = combine("uid-2", &all, &[]);
+    if let Some(status) = &response.status {
+        let names: Vec<String> = (0..all.len()).map(|i| format!("p{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert!(egate_fuzz::lines_name_a_policy(&status.message, &names), "{:?}", status.message);
+    }
+    serde_json::to_vec(&response.into_review()).expect("a response serialises");
+});
