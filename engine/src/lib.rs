@@ -21,6 +21,13 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! A webhook serves `POST /mutate` with `review_with(&bytes, Mode::Mutate)`
+//! and `POST /validate` with `Mode::Validate`. A [`PolicySet`] is
+//! immutable: to reload, load a new set with the same [`Sandbox`] (the
+//! module cache makes that fast) and swap it in, for instance through an
+//! `arc_swap::ArcSwap<PolicySet>`; requests holding the old set finish on
+//! it. `examples/minimal_webhook.rs` embeds the engine in a few dozen lines.
 
 pub mod builtin;
 mod cel;
