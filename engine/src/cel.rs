@@ -13,11 +13,13 @@
 //! only when a rule first reads one, once per request for all rules.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use kube_cel::cel::common::ast::{EntryExpr, Expr};
 use kube_cel::cel::context::VariableResolver;
 use kube_cel::cel::parser::{Expression, Parser};
+use kube_cel::cel::objects::{Key, Map};
 use kube_cel::cel::{self, Context, Value};
 use kube_cel::KubeCelExt;
 
@@ -34,6 +36,7 @@ const BUILTIN_NAMES: [&str; 11] =
 pub struct CelExpression {
     source: String,
     expression: Expression,
+    reads: Reads,
 }
 
 impl CelExpression {
@@ -49,7 +52,14 @@ impl CelExpression {
                 VARIABLES.join(", ")
             ));
         }
-        Ok(Self { source: source.to_string(), expression })
+        let mut reads = Reads::default();
+        reads.record(&expression.expr);
+        Ok(Self { source: source.to_string(), expression, reads })
+    }
+
+    /// What the expression reads of `object` and `oldObject`.
+    pub fn reads(&self) -> &Reads {
+        &self.reads
     }
 
     /// The expression as written.
@@ -78,6 +88,119 @@ impl CelExpression {
             Value::String(s) => Ok(s.to_string()),
             other => Err(format!("it yields {} where a string is needed", type_name(&other))),
         }
+    }
+}
+
+/// The parts of `object` (or `oldObject`) that rules read: binding a whole
+/// Pod as CEL values costs far more than running a rule, so only the
+/// selected fields are built. A field used in any way other than selecting
+/// into it (`size()`, a macro's range, a function argument) is kept whole.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Projection {
+    whole: bool,
+    fields: std::collections::BTreeMap<String, Projection>,
+}
+
+impl Projection {
+    /// Everything.
+    pub fn whole() -> Self {
+        Self { whole: true, fields: Default::default() }
+    }
+
+    /// Adds what `other` needs.
+    pub fn merge(&mut self, other: &Projection) {
+        if self.whole || other.whole {
+            *self = Self::whole();
+            return;
+        }
+        for (field, projection) in &other.fields {
+            self.fields.entry(field.clone()).or_default().merge(projection);
+        }
+    }
+
+    /// Adds a path, kept whole at its end.
+    fn add(&mut self, path: &[String]) {
+        match path.split_first() {
+            _ if self.whole => {}
+            None => *self = Self::whole(),
+            Some((first, rest)) => self.fields.entry(first.clone()).or_default().add(rest),
+        }
+    }
+
+    fn field(&self, name: &str) -> Option<&Projection> {
+        if self.whole { Some(self) } else { self.fields.get(name) }
+    }
+}
+
+/// What an expression reads of `object` and of `oldObject`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reads {
+    /// Of `object`.
+    pub object: Projection,
+    /// Of `oldObject`.
+    pub old_object: Projection,
+}
+
+impl Reads {
+    /// Adds what `other` reads.
+    pub fn merge(&mut self, other: &Reads) {
+        self.object.merge(&other.object);
+        self.old_object.merge(&other.old_object);
+    }
+
+    fn record(&mut self, expr: &Expr) {
+        if let Some((root, path)) = selection(expr) {
+            match root {
+                "object" => self.object.add(&path),
+                "oldObject" => self.old_object.add(&path),
+                _ => {}
+            }
+            return;
+        }
+        let mut visit = |e: &Expr| self.record(e);
+        match expr {
+            Expr::Call(call) => {
+                call.target.iter().for_each(|t| visit(&t.expr));
+                call.args.iter().for_each(|a| visit(&a.expr));
+            }
+            Expr::Comprehension(c) => {
+                [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result].into_iter().for_each(|e| visit(&e.expr))
+            }
+            Expr::List(list) => list.elements.iter().for_each(|e| visit(&e.expr)),
+            Expr::Map(map) => map.entries.iter().for_each(|e| entry_exprs(&e.expr).into_iter().for_each(&mut visit)),
+            Expr::Struct(s) => s.entries.iter().for_each(|e| entry_exprs(&e.expr).into_iter().for_each(&mut visit)),
+            Expr::Select(select) => visit(&select.operand.expr),
+            _ => {}
+        }
+    }
+}
+
+fn entry_exprs(entry: &EntryExpr) -> Vec<&Expr> {
+    match entry {
+        EntryExpr::StructField(field) => vec![&field.value.expr],
+        EntryExpr::MapEntry(e) => vec![&e.key.expr, &e.value.expr],
+    }
+}
+
+/// `object.a.b` (or `object.?a.?b`) as ("object", [a, b]); a bare
+/// identifier has an empty path.
+fn selection(expr: &Expr) -> Option<(&str, Vec<String>)> {
+    match expr {
+        Expr::Ident(name) => Some((name.as_str(), Vec::new())),
+        Expr::Select(select) => {
+            let (root, mut path) = selection(&select.operand.expr)?;
+            path.push(select.field.clone());
+            Some((root, path))
+        }
+        Expr::Call(call) if call.func_name == "_?._" && call.target.is_none() && call.args.len() == 2 => {
+            let Expr::Literal(kube_cel::cel::common::ast::LiteralValue::String(field)) = &call.args[1].expr else {
+                return None;
+            };
+            let (root, mut path) = selection(&call.args[0].expr)?;
+            path.push(field.inner().to_string());
+            Some((root, path))
+        }
+        _ => None,
     }
 }
 
@@ -165,23 +288,38 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-/// One request's CEL variables, built from its JSON on first use and
-/// shared by every rule of every policy that judges it.
+/// One request's CEL variables, each built from the request JSON the first
+/// time a rule reads it, and shared by every rule of every policy that
+/// judges the request.
 pub struct CelRequest<'r> {
     request: Cow<'r, str>,
-    parsed: OnceLock<Option<ParsedRequest>>,
+    reads: &'r Reads,
+    object: OnceLock<Option<Value>>,
+    old_object: OnceLock<Option<Value>>,
+    fields: OnceLock<Option<Value>>,
 }
 
-struct ParsedRequest {
-    object: Value,
-    old_object: Value,
-    request: Value,
+/// Where `object` and `oldObject` sit in the request JSON.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ObjectSlices<'a> {
+    #[serde(borrow, default)]
+    object: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    old_object: Option<&'a serde_json::value::RawValue>,
 }
 
 impl<'r> CelRequest<'r> {
-    /// Variables of the AdmissionRequest JSON `request`.
-    pub fn new(request: impl Into<Cow<'r, str>>) -> Self {
-        Self { request: request.into(), parsed: OnceLock::new() }
+    /// Variables of the AdmissionRequest JSON `request`, building only
+    /// what `reads` says the rules read.
+    pub fn new(request: impl Into<Cow<'r, str>>, reads: &'r Reads) -> Self {
+        Self {
+            request: request.into(),
+            reads,
+            object: OnceLock::new(),
+            old_object: OnceLock::new(),
+            fields: OnceLock::new(),
+        }
     }
 
     /// The request JSON these variables come from.
@@ -189,21 +327,102 @@ impl<'r> CelRequest<'r> {
         &self.request
     }
 
-    fn parsed(&self) -> Option<&ParsedRequest> {
-        self.parsed
+    /// `object` or `oldObject`, converted straight from its JSON.
+    fn object(&self, old: bool) -> Option<Value> {
+        let cell = if old { &self.old_object } else { &self.object };
+        cell.get_or_init(|| {
+            let slices: ObjectSlices = serde_json::from_str(&self.request).ok()?;
+            let (raw, projection) =
+                if old { (slices.old_object, &self.reads.old_object) } else { (slices.object, &self.reads.object) };
+            match raw {
+                Some(raw) => cel_from_json(raw.get(), projection),
+                None => Some(Value::Null),
+            }
+        })
+        .clone()
+    }
+
+    /// `request`: the AdmissionRequest without its objects.
+    fn fields(&self) -> Option<Value> {
+        self.fields
             .get_or_init(|| {
                 let mut request: serde_json::Value = serde_json::from_str(&self.request).ok()?;
                 let fields = request.as_object_mut()?;
-                let object = fields.remove("object").unwrap_or_default();
-                let old_object = fields.remove("oldObject").unwrap_or_default();
-                fields.remove("options");
-                Some(ParsedRequest {
-                    object: cel::to_value(object).ok()?,
-                    old_object: cel::to_value(old_object).ok()?,
-                    request: cel::to_value(request).ok()?,
-                })
+                for big in ["object", "oldObject", "options"] {
+                    fields.remove(big);
+                }
+                cel::to_value(request).ok()
             })
-            .as_ref()
+            .clone()
+    }
+}
+
+/// JSON text to a CEL value without an intermediate `serde_json::Value`,
+/// keeping only the projected fields.
+fn cel_from_json(json: &str, projection: &Projection) -> Option<Value> {
+    use serde::de::DeserializeSeed;
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    CelSeed(projection).deserialize(&mut deserializer).ok()
+}
+
+#[derive(Clone, Copy)]
+struct CelSeed<'p>(&'p Projection);
+
+impl<'de> serde::de::DeserializeSeed<'de> for CelSeed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for CelSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        // CEL compares int and uint apart: JSON integers are ints, as
+        // Kubernetes' CEL binds them, when they fit.
+        Ok(i64::try_from(v).map_or(Value::UInt(v), Value::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(Arc::new(v.to_string())))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(Value::List(Arc::new(items)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries: HashMap<Key, Value> = HashMap::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(key) = map.next_key::<Cow<str>>()? {
+            match self.0.field(&key) {
+                Some(projection) => {
+                    let value = map.next_value_seed(CelSeed(projection))?;
+                    entries.insert(Key::String(Arc::new(key.into_owned())), value);
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Map(Map { map: Arc::new(entries) }))
     }
 }
 
@@ -219,9 +438,9 @@ impl VariableResolver for Bindings<'_> {
     fn resolve(&self, variable: &str) -> Option<Value> {
         match variable {
             "params" => Some(self.params.clone()),
-            "object" => self.request.parsed().map(|p| p.object.clone()),
-            "oldObject" => self.request.parsed().map(|p| p.old_object.clone()),
-            "request" => self.request.parsed().map(|p| p.request.clone()),
+            "object" => self.request.object(false),
+            "oldObject" => self.request.object(true),
+            "request" => self.request.fields(),
             _ => None,
         }
     }
@@ -246,8 +465,9 @@ mod tests {
 
     fn eval(source: &str) -> Result<bool, String> {
         let params = params_value(&serde_json::json!({"max": 3, "registries": ["docker.io", "ghcr.io"]}));
-        let request = CelRequest::new(REQUEST);
-        CelExpression::compile(source)?.evaluate_bool(&Bindings { request: &request, params: &params })
+        let expression = CelExpression::compile(source)?;
+        let request = CelRequest::new(REQUEST, expression.reads());
+        expression.evaluate_bool(&Bindings { request: &request, params: &params })
     }
 
     #[test]
@@ -270,6 +490,21 @@ mod tests {
             assert_eq!(eval(rule), Ok(true), "{rule}");
         }
         assert_eq!(eval("object.spec.ephemeralContainers.size() > params.max"), Ok(false));
+    }
+
+    #[test]
+    fn only_what_rules_select_is_bound() {
+        let reads = CelExpression::compile("object.spec.ephemeralContainers.size() > 0 && object.?metadata.?labels.hasValue()")
+            .unwrap()
+            .reads()
+            .clone();
+        let mut expected = Projection::default();
+        expected.add(&["spec".into(), "ephemeralContainers".into()]);
+        expected.add(&["metadata".into(), "labels".into()]);
+        assert_eq!(reads.object, expected);
+        assert_eq!(reads.old_object, Projection::default());
+        let whole = CelExpression::compile("size(object) > 0").unwrap().reads().object.clone();
+        assert_eq!(whole, Projection::whole());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::builtin;
-use crate::cel::{params_value, Bindings, CelExpression, CelRequest};
+use crate::cel::{params_value, Bindings, CelExpression, CelRequest, Reads};
 use crate::decision::{combine, GuestDecision, PolicyResult, Verdict};
 use crate::error::{LoadError, ReviewError};
 use crate::manifest::{read_manifests, FailureAction, FailurePolicy, Manifest, ModuleSource, Validation};
@@ -140,6 +140,13 @@ impl Policy {
         }
     }
 
+    /// Every CEL expression of the policy.
+    fn cel_expressions(&self) -> impl Iterator<Item = &CelExpression> {
+        let conditions = self.conditions.iter().map(|(_, e)| e);
+        let validations = self.validations.iter().flat_map(|v| std::iter::once(&v.rule).chain(&v.message_expression));
+        conditions.chain(validations)
+    }
+
     /// Whether the policy may return patches.
     pub fn is_mutating(&self) -> bool {
         self.mutating
@@ -180,6 +187,8 @@ fn add_violations(verdict: Verdict, violations: Vec<String>) -> Verdict {
 /// then validating policies judge the final object.
 pub struct PolicySet {
     policies: Vec<Policy>,
+    /// What the CEL rules of all policies read of the objects.
+    cel_reads: Reads,
 }
 
 #[derive(Deserialize)]
@@ -210,7 +219,13 @@ impl PolicySet {
         }
         // Stable: manifest order is kept within each group.
         policies.sort_by_key(|p| !p.mutating);
-        Ok(Self { policies })
+        let mut cel_reads = Reads::default();
+        for policy in &policies {
+            for expression in policy.cel_expressions() {
+                cel_reads.merge(expression.reads());
+            }
+        }
+        Ok(Self { policies, cel_reads })
     }
 
     /// The loaded policies, mutating ones first.
@@ -234,7 +249,7 @@ impl PolicySet {
     /// Each mutating policy sees the object as patched by those before it.
     pub fn review_with(&self, review: &[u8], mode: Mode) -> Result<AdmissionResponse, ReviewError> {
         let review = Review::parse(review)?;
-        let mut request = CelRequest::new(review.request);
+        let mut request = CelRequest::new(review.request, &self.cel_reads);
         let mut patch: Vec<Value> = Vec::new();
         let mut results = Vec::new();
         for policy in self.policies.iter().filter(|p| mode.runs(p) && p.matcher.judges(&review.facts)) {
@@ -244,7 +259,7 @@ impl PolicySet {
             {
                 match apply_patch(request.json(), ops) {
                     Ok(patched) => {
-                        request = CelRequest::new(patched);
+                        request = CelRequest::new(patched, &self.cel_reads);
                         patch.append(ops);
                     }
                     Err(cause) => verdict = Verdict::Failure { cause },
