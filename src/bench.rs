@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
+
+use crate::output::Output;
 use egate_engine::{PolicySet, Sandbox, SandboxConfig};
 use serde::Serialize;
 
@@ -33,11 +35,6 @@ pub struct BenchArgs {
     output: Output,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
-    Text,
-    Json,
-}
 
 /// What `egate bench -o json` prints.
 #[derive(Serialize)]

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+
+use crate::output::Output;
 use egate_engine::{AdmissionResponse, Mode, PolicySet, Sandbox, SandboxConfig};
 
 /// Arguments of `egate eval`.
@@ -43,11 +45,6 @@ impl From<EvalMode> for Mode {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
-    Json,
-    Text,
-}
 
 /// Loads the policies, judges each request, prints each response.
 /// Exit 0 whenever decisions were made, allowed or not.

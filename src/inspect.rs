@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
+
+use crate::output::Output;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmparser::{CompositeInnerType, Encoding, ExternalKind, FuncType, Parser, Payload, TypeRef, ValType};
@@ -23,11 +25,6 @@ pub struct InspectArgs {
     output: Output,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
-    Text,
-    Json,
-}
 
 /// The exports ABI v1 requires, with their types as `describe` writes them.
 const ABI_V1: [(&str, &str); 5] = [

@@ -8,6 +8,7 @@ mod debug_request;
 mod eval;
 mod inspect;
 mod new;
+mod output;
 mod scaffold;
 mod serve;
 mod test_cmd;
