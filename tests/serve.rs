@@ -264,6 +264,8 @@ fn the_builtin_default_set_allows_denies_and_mutates_over_tls() {
     assert_eq!(metric(&metrics, r#"egate_admission_requests_total{endpoint="mutate",decision="mutated"}"#), 1.0);
     assert_eq!(metric(&metrics, r#"egate_review_duration_seconds_count{endpoint="validate"}"#), 3.0);
     assert_eq!(metric(&metrics, "egate_policies_loaded"), 10.0);
+    // Per-policy latency: privileged judged the three /validate reviews.
+    assert_eq!(metric(&metrics, r#"egate_policy_evaluation_duration_seconds_count{policy="privileged"}"#), 3.0, "{metrics}");
 
     // One structured log line per decision.
     server.poll("the decision log line", || {

@@ -43,7 +43,7 @@ mod wasi;
 
 pub use cache::{hex, ModuleCache};
 pub use error::{LoadError, ReviewError};
-pub use policy::{Mode, Policy, PolicySet};
+pub use policy::{Mode, Outcome, Policy, PolicySet, PolicyTrace};
 pub use review::AdmissionResponse;
 pub use sandbox::{GuestError, GuestModule, Sandbox, SandboxConfig};
 pub use wasi::{grants as wasi_grants, GRANTED as GRANTED_WASI_IMPORTS};

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -182,6 +183,38 @@ fn add_violations(verdict: Verdict, violations: Vec<String>) -> Verdict {
     }
 }
 
+/// What one policy did with one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyTrace {
+    /// The policy's name.
+    pub policy: String,
+    /// Time spent on it: matchConditions, module, CEL rules, patch.
+    pub elapsed: std::time::Duration,
+    /// What it concluded.
+    pub outcome: Outcome,
+}
+
+/// A policy's conclusion, without its messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The request passes (perhaps patched).
+    Passed,
+    /// The request violates it (what that does depends on its failureAction).
+    Violated,
+    /// It could not decide; the cause, as in messages.
+    Failed(String),
+}
+
+impl From<&Verdict> for Outcome {
+    fn from(verdict: &Verdict) -> Self {
+        match verdict {
+            Verdict::Pass { .. } => Outcome::Passed,
+            Verdict::Violation { .. } => Outcome::Violated,
+            Verdict::Failure { cause } => Outcome::Failed(cause.clone()),
+        }
+    }
+}
+
 /// The policies egate judges requests with. Mutating policies run first,
 /// in manifest order, each seeing the object as patched by those before;
 /// then validating policies judge the final object.
@@ -248,11 +281,19 @@ impl PolicySet {
     /// Judges AdmissionReview bytes with the matching policies `mode` runs.
     /// Each mutating policy sees the object as patched by those before it.
     pub fn review_with(&self, review: &[u8], mode: Mode) -> Result<AdmissionResponse, ReviewError> {
+        self.review_traced(review, mode).map(|(response, _)| response)
+    }
+
+    /// [`PolicySet::review_with`], also saying what each policy that judged
+    /// the request concluded and how long it took (for metrics and logs).
+    pub fn review_traced(&self, review: &[u8], mode: Mode) -> Result<(AdmissionResponse, Vec<PolicyTrace>), ReviewError> {
         let review = Review::parse(review)?;
+        let mut traces = Vec::new();
         let mut request = CelRequest::new(review.request, &self.cel_reads);
         let mut patch: Vec<Value> = Vec::new();
         let mut results = Vec::new();
         for policy in self.policies.iter().filter(|p| mode.runs(p) && p.matcher.judges(&review.facts)) {
+            let started = Instant::now();
             let Some(mut verdict) = policy.judge(&request) else { continue };
             if let Verdict::Pass { patch: ops, .. } = &mut verdict
                 && !ops.is_empty()
@@ -265,9 +306,10 @@ impl PolicySet {
                     Err(cause) => verdict = Verdict::Failure { cause },
                 }
             }
+            traces.push(PolicyTrace { policy: policy.name.clone(), elapsed: started.elapsed(), outcome: (&verdict).into() });
             results.push(policy.result(verdict));
         }
-        Ok(combine(&review.facts.uid, &results, &patch))
+        Ok((combine(&review.facts.uid, &results, &patch), traces))
     }
 }
 

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use egate_engine::review::Review;
-use egate_engine::{AdmissionResponse, Mode, PolicySet};
+use egate_engine::{AdmissionResponse, Mode, Outcome, PolicySet};
 use tokio::sync::Semaphore;
 
 use super::metrics::Metrics;
@@ -267,13 +267,16 @@ async fn read_body(req: Request) -> Result<Vec<u8>, Fault> {
 /// Judges one AdmissionReview (blocking).
 fn review(policies: &PolicySet, metrics: &Metrics, body: &[u8], endpoint: Endpoint) -> Result<Judged, Fault> {
     let started = Instant::now();
-    let response = policies
-        .review_with(body, endpoint.mode())
+    let (response, traces) = policies
+        .review_traced(body, endpoint.mode())
         .map_err(|error| Fault::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()))?;
     let took = started.elapsed();
     let names: Vec<&str> = policies.policies().iter().map(|p| p.name()).collect();
-    for (policy, cause) in failures(&response, &names) {
-        metrics.policy_failure(policy, cause);
+    for trace in &traces {
+        metrics.policy_evaluation(&trace.policy, trace.elapsed);
+        if let Outcome::Failed(cause) = &trace.outcome {
+            metrics.policy_failure(&trace.policy, classify(cause));
+        }
     }
     let decision = match (response.allowed, &response.patch) {
         (false, _) => "denied",
@@ -309,21 +312,6 @@ fn denied_by(response: &AdmissionResponse, names: &[&str]) -> Vec<String> {
         }
     }
     denied
-}
-
-/// Policies that could not decide, with a cause label. The engine reports
-/// them only as text (`POLICY: the policy failed (CAUSE); its failurePolicy
-/// ...`, in the denial or a warning), so the cause is classified from it.
-fn failures<'n>(response: &AdmissionResponse, names: &[&'n str]) -> Vec<(&'n str, &'static str)> {
-    let denial = response.status.as_ref().map(|s| s.message.lines().collect::<Vec<_>>()).unwrap_or_default();
-    let lines = denial.into_iter().chain(response.warnings.iter().map(String::as_str));
-    lines
-        .filter_map(|line| {
-            let (name, skip) = policy_of(line, names)?;
-            let cause = line[skip..].strip_prefix("the policy failed (")?;
-            Some((name, classify(cause)))
-        })
-        .collect()
 }
 
 /// A label for a failure cause of `engine/src/policy.rs` and `sandbox.rs`.
@@ -370,7 +358,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn denials_and_failures_are_attributed_to_their_policies() {
+    fn denials_are_attributed_to_their_policies() {
         let names = ["images", "images-strict", "slow", "cel-rule"];
         let mut response = AdmissionResponse::allow("u").deny(
             403,
@@ -381,7 +369,6 @@ mod tests {
             "cel-rule: the policy failed (validation 1 (`x`) could not be evaluated: no such key); its failurePolicy Ignore let the request through".into(),
         );
         assert_eq!(denied_by(&response, &names), ["images-strict", "images", "slow"]);
-        assert_eq!(failures(&response, &names), [("slow", "timeout"), ("cel-rule", "cel")]);
         assert!(denied_by(&AdmissionResponse::allow("u"), &names).is_empty());
     }
 

@@ -30,6 +30,8 @@ struct Inner {
     request_seconds: BTreeMap<&'static str, Histogram>,
     /// (policy, cause) -> count.
     policy_failures: BTreeMap<(String, &'static str), u64>,
+    /// policy -> time spent judging with it.
+    policy_seconds: BTreeMap<String, Histogram>,
     /// (what: policies | certificate, result: success | failure) -> count.
     reloads: BTreeMap<(&'static str, &'static str), u64>,
     policies_loaded: Option<usize>,
@@ -89,6 +91,19 @@ impl Metrics {
     }
 
     /// A policy that could not decide (decided by its failurePolicy).
+    /// One policy's evaluation time.
+    pub fn policy_evaluation(&self, policy: &str, took: Duration) {
+        let mut inner = self.inner();
+        match inner.policy_seconds.get_mut(policy) {
+            Some(histogram) => histogram.observe(took.as_secs_f64()),
+            None => {
+                let mut histogram = Histogram::default();
+                histogram.observe(took.as_secs_f64());
+                inner.policy_seconds.insert(policy.to_string(), histogram);
+            }
+        }
+    }
+
     pub fn policy_failure(&self, policy: &str, cause: &'static str) {
         *self.inner().policy_failures.entry((policy.to_string(), cause)).or_default() += 1;
     }
@@ -127,6 +142,10 @@ impl Metrics {
         header(&mut out, "egate_request_duration_seconds", "histogram", "Time from request headers to response: body read, queueing for a worker and judging, by endpoint.");
         for (endpoint, histogram) in &inner.request_seconds {
             render_histogram(&mut out, "egate_request_duration_seconds", &format!("endpoint=\"{endpoint}\""), histogram);
+        }
+        header(&mut out, "egate_policy_evaluation_duration_seconds", "histogram", "Time one policy took to judge one request (matchConditions, module, CEL rules, patch), by policy.");
+        for (policy, histogram) in &inner.policy_seconds {
+            render_histogram(&mut out, "egate_policy_evaluation_duration_seconds", &format!("policy=\"{}\"", escape(policy)), histogram);
         }
         header(&mut out, "egate_policy_failures_total", "counter", "Policies that could not decide (decided by their failurePolicy), by policy and cause.");
         for ((policy, cause), count) in &inner.policy_failures {
