@@ -25,6 +25,9 @@ demo: build
 		$(EGATE) eval -o text --policy $(DEMO_POLICIES) --request $$request || exit 1; \
 	done
 	@echo
+	@echo "== the built-in default set (policies/default.yaml, what egate serve uses), mutate then validate"
+	@$(EGATE) eval -o text --policy policies/default.yaml --request examples/requests/debug-latest-image.json
+	@echo
 	@echo "== the AdmissionReview response the webhook would send for examples/requests/debug-privileged.json"
 	@$(EGATE) eval --policy $(DEMO_POLICIES) --request examples/requests/debug-privileged.json
 
