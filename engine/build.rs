@@ -38,6 +38,18 @@ fn main() {
         writeln!(code, "    ({name:?}, include_bytes!({:?})),", path.display().to_string()).unwrap();
     }
     code.push_str("];\n");
+    // Every built-in bundled in one module (library/), when it was built.
+    let library = dir.join("../builtin-library.wasm");
+    println!("cargo:rerun-if-changed={}", library.display());
+    match library.canonicalize() {
+        Ok(path) if !modules.is_empty() => writeln!(
+            code,
+            "/// All built-ins in one module.\npub static LIBRARY: Option<&[u8]> = Some(include_bytes!({:?}));",
+            path.display().to_string()
+        )
+        .unwrap(),
+        _ => code.push_str("/// All built-ins in one module.\npub static LIBRARY: Option<&[u8]> = None;\n"),
+    }
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("builtins.rs");
     fs::write(out, code).unwrap();
 }

@@ -45,20 +45,37 @@ install_debian_toolchain() {
   $sudo apt-get install -y -qq rustc-web cargo-web rust-web-src wasi-libc lld >/dev/null
 }
 
+build() {
+  if [[ $way == rustup ]]; then
+    cargo build --quiet --profile "$profile" --target wasm32-wasip1 --target-dir "$target_dir" "$@"
+  else
+    env PATH="/usr/bin:$PATH" \
+        RUSTC=/usr/bin/rustc \
+        RUSTC_BOOTSTRAP=1 \
+        CARGO_TARGET_WASM32_WASIP1_LINKER=wasm-ld \
+        RUSTFLAGS="-C link-self-contained=no -L native=/usr/lib/wasm32-wasi ${EGATE_GUEST_RUSTFLAGS:-}" \
+        /usr/bin/cargo build --quiet --profile "$profile" --target wasm32-wasip1 --target-dir "$target_dir" \
+          -Zbuild-std=std,panic_abort "$@"
+  fi
+}
+
 if has_rustup_target; then
+  way=rustup
   echo "build-guests: using rustup's wasm32-wasip1 target" >&2
-  cargo build --quiet --profile "$profile" --target wasm32-wasip1 --target-dir "$target_dir" "${packages[@]}"
 else
+  way=debian
   debian_toolchain_ready || install_debian_toolchain
   echo "build-guests: no rustup wasm32-wasip1 target; building std with Debian's $(/usr/bin/rustc --version)" >&2
-  env PATH="/usr/bin:$PATH" \
-      RUSTC=/usr/bin/rustc \
-      RUSTC_BOOTSTRAP=1 \
-      CARGO_TARGET_WASM32_WASIP1_LINKER=wasm-ld \
-      RUSTFLAGS="-C link-self-contained=no -L native=/usr/lib/wasm32-wasi ${EGATE_GUEST_RUSTFLAGS:-}" \
-      /usr/bin/cargo build --quiet --profile "$profile" --target wasm32-wasip1 --target-dir "$target_dir" \
-        -Zbuild-std=std,panic_abort "${packages[@]}"
 fi
+# Each policy as a module of its own, then all of them bundled in one
+# (library/). Two builds: bundling turns on the policies' `library`
+# feature, which removes their own exports.
+build "${packages[@]}"
+build -p egate-builtin-library
+
+cp "$target_dir/wasm32-wasip1/$profile/egate_builtin_library.wasm" "$root/target/builtin-library.wasm.tmp"
+mv "$root/target/builtin-library.wasm.tmp" "$root/target/builtin-library.wasm"
+echo "build-guests: $root/target/builtin-library.wasm ($(wc -c <"$root/target/builtin-library.wasm") bytes)" >&2
 
 mkdir -p "$out_dir"
 for name in "${names[@]}"; do

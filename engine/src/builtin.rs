@@ -8,6 +8,11 @@ pub fn module(name: &str) -> Option<&'static [u8]> {
     BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
 }
 
+/// The module bundling every built-in (library/), when egate was built with it.
+pub fn library() -> Option<&'static [u8]> {
+    LIBRARY
+}
+
 /// Names of the built-in policies.
 pub fn names() -> impl Iterator<Item = &'static str> {
     BUILTINS.iter().map(|(name, _)| *name)

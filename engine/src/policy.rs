@@ -236,10 +236,11 @@ impl PolicySet {
     /// checking settings. Any error refuses the whole set.
     pub fn load(sandbox: &Sandbox, manifest_paths: &[PathBuf]) -> Result<Self, LoadError> {
         let mut modules: HashMap<ModuleSource, LoadedModule> = HashMap::new();
+        let mut library: Option<GuestModule> = None;
         let mut policies: Vec<Policy> = Vec::new();
         for path in manifest_paths {
             for manifest in read_manifests(path)? {
-                let policy = load_policy(sandbox, path, manifest, &mut modules)?;
+                let policy = load_policy(sandbox, path, manifest, &mut modules, &mut library)?;
                 if let Some(first) = policies.iter().find(|p| p.name == policy.name) {
                     return Err(LoadError::DuplicateName {
                         name: policy.name,
@@ -318,17 +319,26 @@ fn load_policy(
     path: &Path,
     manifest: Manifest,
     modules: &mut HashMap<ModuleSource, LoadedModule>,
+    library: &mut Option<GuestModule>,
 ) -> Result<Policy, LoadError> {
     let name = manifest.metadata.name.clone();
+    let mut bundled_as: Option<String> = None;
     let module = match manifest.module_source(path.parent().unwrap_or(Path::new("."))) {
         Some(source) => {
             let loaded = match modules.get(&source) {
                 Some(loaded) => loaded.clone(),
                 None => {
                     let loaded = compile(sandbox, path, &name, &source)?;
-                    modules.insert(source, loaded.clone());
+                    modules.insert(source.clone(), loaded.clone());
                     loaded
                 }
+            };
+            let loaded = match (&source, builtin::library()) {
+                (ModuleSource::Builtin(builtin), Some(bytes)) => {
+                    bundled_as = Some(builtin.clone());
+                    LoadedModule { module: bundled_library(sandbox, path, &name, bytes, library)?, ..loaded }
+                }
+                _ => loaded,
             };
             if let Some(expected) = manifest.spec.module_digest.as_ref().filter(|pin| **pin != loaded.digest) {
                 return Err(LoadError::DigestMismatch {
@@ -344,7 +354,12 @@ fn load_policy(
         None => None,
     };
     let spec = manifest.spec;
-    let settings = serde_json::to_vec(&spec.settings).expect("JSON values serialise");
+    let settings = match &bundled_as {
+        // The built-in library learns which policy to run from its settings.
+        Some(builtin) => serde_json::to_vec(&serde_json::json!({"policy": builtin, "settings": spec.settings})),
+        None => serde_json::to_vec(&spec.settings),
+    }
+    .expect("JSON values serialise");
     if let Some(module) = &module {
         check_settings(module, &settings, spec.timeout_ms)
             .map_err(|message| LoadError::Settings { policy: name.clone(), path: path.to_path_buf(), message })?;
@@ -399,6 +414,28 @@ fn compile_validation(validation: &Validation) -> Result<CelValidation, (&'stati
         None => None,
     };
     Ok(CelValidation { rule, message: validation.message.clone(), message_expression })
+}
+
+/// The built-in library module, compiled once per load and shared by every
+/// built-in policy, so they share one copy of their code.
+fn bundled_library(
+    sandbox: &Sandbox,
+    path: &Path,
+    policy: &str,
+    bytes: &[u8],
+    library: &mut Option<GuestModule>,
+) -> Result<GuestModule, LoadError> {
+    if let Some(module) = library {
+        return Ok(module.clone());
+    }
+    let module = sandbox.load(bytes).map_err(|message| LoadError::Abi {
+        policy: policy.into(),
+        path: path.to_path_buf(),
+        module: "the built-in library".into(),
+        message,
+    })?;
+    *library = Some(module.clone());
+    Ok(module)
 }
 
 /// A compiled module with what names it in messages.

@@ -54,6 +54,25 @@ where
     decision.to_json()
 }
 
+/// Settings of a policy inside a bundle of policies: which one, and its own
+/// settings (what egate's built-in library receives).
+#[derive(serde::Deserialize)]
+pub struct BundledSettings<'a> {
+    /// The policy's name in the bundle.
+    #[serde(borrow)]
+    pub policy: std::borrow::Cow<'a, str>,
+    /// Its settings.
+    #[serde(borrow)]
+    pub settings: &'a serde_json::value::RawValue,
+}
+
+impl<'a> BundledSettings<'a> {
+    /// Reads `{"policy": NAME, "settings": ...}`.
+    pub fn parse(json: &'a [u8]) -> Result<Self, crate::Error> {
+        serde_json::from_slice(json).map_err(|e| crate::Error::new(format!("cannot read bundled settings: {e}")))
+    }
+}
+
 /// `egate_alloc`: room for `len` bytes, never freed.
 pub fn alloc(len: i32) -> i32 {
     let Ok(len) = usize::try_from(len) else { return 0 };
@@ -91,7 +110,9 @@ pub fn output(bytes: Vec<u8>) -> i64 {
 #[macro_export]
 macro_rules! policy {
     ($evaluate:path) => {
-        #[cfg(target_arch = "wasm32")]
+        // A policy crate built with its `library` feature leaves the exports
+        // to the crate that bundles it (egate's built-in library).
+        #[cfg(all(target_arch = "wasm32", not(feature = "library")))]
         const _: () = {
             #[unsafe(no_mangle)]
             pub extern "C" fn egate_abi_v1() {}

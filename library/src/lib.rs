@@ -1,0 +1,104 @@
+//! egate's built-in policy library as one wasm module. Each built-in is also
+//! a module of its own (policies/NAME); bundled, the built-ins share one
+//! copy of std, serde and the SDK, which keeps a set of many built-ins fast
+//! (each module's JIT code otherwise competes for the CPU caches).
+//!
+//! The module speaks ABI v1; its settings are `{"policy": NAME, "settings":
+//! SETTINGS}`, which the host writes when it resolves `builtin:NAME`.
+
+use egate_guest::abi::{self, BundledSettings};
+use egate_guest::Decision;
+
+/// The names of the bundled policies.
+pub const POLICIES: [&str; 14] = ["audit", "capabilities", "env-secrets", "harden", "image-mirror", "images", "max-count", "namespaces", "pod-security", "privilege-escalation", "privileged", "run-as-non-root", "target", "volume-mounts"];
+
+/// `egate_validate_settings` of the named policy.
+pub fn validate_settings(bundled: &[u8]) -> Vec<u8> {
+    let Ok(BundledSettings { policy, settings }) = BundledSettings::parse(bundled) else {
+        return br#"{"valid":false,"message":"the built-in library expects {\"policy\": NAME, \"settings\": ...}"}"#.to_vec();
+    };
+    let settings = settings.get().as_bytes();
+    match policy.as_ref() {
+        "audit" => abi::validate_settings_json(&egate_policy_audit::evaluate, settings),
+        "capabilities" => abi::validate_settings_json(&egate_policy_capabilities::evaluate, settings),
+        "env-secrets" => abi::validate_settings_json(&egate_policy_env_secrets::evaluate, settings),
+        "harden" => abi::validate_settings_json(&egate_policy_harden::evaluate, settings),
+        "image-mirror" => abi::validate_settings_json(&egate_policy_image_mirror::evaluate, settings),
+        "images" => abi::validate_settings_json(&egate_policy_images::evaluate, settings),
+        "max-count" => abi::validate_settings_json(&egate_policy_max_count::evaluate, settings),
+        "namespaces" => abi::validate_settings_json(&egate_policy_namespaces::evaluate, settings),
+        "pod-security" => abi::validate_settings_json(&egate_policy_pod_security::evaluate, settings),
+        "privilege-escalation" => abi::validate_settings_json(&egate_policy_privilege_escalation::evaluate, settings),
+        "privileged" => abi::validate_settings_json(&egate_policy_privileged::evaluate, settings),
+        "run-as-non-root" => abi::validate_settings_json(&egate_policy_run_as_non_root::evaluate, settings),
+        "target" => abi::validate_settings_json(&egate_policy_target::evaluate, settings),
+        "volume-mounts" => abi::validate_settings_json(&egate_policy_volume_mounts::evaluate, settings),
+        other => format!(r#"{{"valid":false,"message":"no built-in policy {other:?}"}}"#).into_bytes(),
+    }
+}
+
+/// `egate_evaluate` of the named policy.
+pub fn evaluate(request: &[u8], bundled: &[u8]) -> Vec<u8> {
+    let Ok(BundledSettings { policy, settings }) = BundledSettings::parse(bundled) else {
+        return Decision::error("the built-in library got no policy name").to_json();
+    };
+    let settings = settings.get().as_bytes();
+    match policy.as_ref() {
+        "audit" => abi::evaluate_json(&egate_policy_audit::evaluate, request, settings),
+        "capabilities" => abi::evaluate_json(&egate_policy_capabilities::evaluate, request, settings),
+        "env-secrets" => abi::evaluate_json(&egate_policy_env_secrets::evaluate, request, settings),
+        "harden" => abi::evaluate_json(&egate_policy_harden::evaluate, request, settings),
+        "image-mirror" => abi::evaluate_json(&egate_policy_image_mirror::evaluate, request, settings),
+        "images" => abi::evaluate_json(&egate_policy_images::evaluate, request, settings),
+        "max-count" => abi::evaluate_json(&egate_policy_max_count::evaluate, request, settings),
+        "namespaces" => abi::evaluate_json(&egate_policy_namespaces::evaluate, request, settings),
+        "pod-security" => abi::evaluate_json(&egate_policy_pod_security::evaluate, request, settings),
+        "privilege-escalation" => abi::evaluate_json(&egate_policy_privilege_escalation::evaluate, request, settings),
+        "privileged" => abi::evaluate_json(&egate_policy_privileged::evaluate, request, settings),
+        "run-as-non-root" => abi::evaluate_json(&egate_policy_run_as_non_root::evaluate, request, settings),
+        "target" => abi::evaluate_json(&egate_policy_target::evaluate, request, settings),
+        "volume-mounts" => abi::evaluate_json(&egate_policy_volume_mounts::evaluate, request, settings),
+        other => Decision::error(format!("no built-in policy {other:?}")).to_json(),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod exports {
+    use egate_guest::abi;
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn egate_abi_v1() {}
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn egate_alloc(len: i32) -> i32 {
+        abi::alloc(len)
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn egate_validate_settings(ptr: i32, len: i32) -> i64 {
+        // SAFETY: the host passes a buffer it wrote through egate_alloc.
+        let settings = unsafe { abi::input(ptr, len) };
+        abi::output(super::validate_settings(settings))
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn egate_evaluate(req_ptr: i32, req_len: i32, set_ptr: i32, set_len: i32) -> i64 {
+        // SAFETY: the host passes buffers it wrote through egate_alloc.
+        let (request, settings) = unsafe { (abi::input(req_ptr, req_len), abi::input(set_ptr, set_len)) };
+        abi::output(super::evaluate(request, settings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatches_by_name() {
+        assert_eq!(validate_settings(br#"{"policy":"privileged","settings":null}"#), br#"{"valid":true}"#);
+        let bad = String::from_utf8(validate_settings(br#"{"policy":"max-count","settings":{"max":-1}}"#)).unwrap();
+        assert!(bad.contains(r#""valid":false"#), "{bad}");
+        let unknown = String::from_utf8(validate_settings(br#"{"policy":"nope","settings":null}"#)).unwrap();
+        assert!(unknown.contains("no built-in policy"), "{unknown}");
+    }
+}
