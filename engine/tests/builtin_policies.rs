@@ -82,3 +82,15 @@ fn requests_the_policies_do_not_match_are_allowed_untouched() {
     let response = set.review(create.to_string().as_bytes()).unwrap();
     assert_eq!(response, AdmissionResponse::allow("c1"));
 }
+
+/// Each built-in is also a module of its own (what `egate build` and
+/// authors see); loaded by path it judges like the bundled library does.
+#[test]
+fn a_built_in_module_also_works_on_its_own() {
+    let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/builtin/privileged.wasm");
+    let mut by_path = support::manifest("privileged", Value::Null);
+    by_path["spec"]["module"] = json!(module.canonicalize().unwrap().to_str().unwrap());
+    let set = support::load_manifests(&[by_path]).unwrap();
+    let response = judge(&set, json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"privileged": true}}));
+    assert!(denial(&response).contains("securityContext.privileged: true"));
+}
