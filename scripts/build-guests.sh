@@ -68,8 +68,8 @@ else
   echo "build-guests: no rustup wasm32-wasip1 target; building std with Debian's $(/usr/bin/rustc --version)" >&2
 fi
 # Each policy as a module of its own, then all of them bundled in one
-# (library/). Two builds: bundling turns on the policies' `library`
-# feature, which removes their own exports.
+# (library/). Two builds: bundling turns on the SDK's `bundle` feature,
+# which removes each policy's own exports.
 build "${packages[@]}"
 build -p egate-builtin-library
 

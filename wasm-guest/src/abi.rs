@@ -110,34 +110,51 @@ pub fn output(bytes: Vec<u8>) -> i64 {
 #[macro_export]
 macro_rules! policy {
     ($evaluate:path) => {
-        // A policy crate built with its `library` feature leaves the exports
-        // to the crate that bundles it (egate's built-in library).
-        #[cfg(all(target_arch = "wasm32", not(feature = "library")))]
-        const _: () = {
-            #[unsafe(no_mangle)]
-            pub extern "C" fn egate_abi_v1() {}
+        $crate::__policy_exports! {
+            #[cfg(target_arch = "wasm32")]
+            const _: () = {
+                #[unsafe(no_mangle)]
+                pub extern "C" fn egate_abi_v1() {}
 
-            #[unsafe(no_mangle)]
-            pub extern "C" fn egate_alloc(len: i32) -> i32 {
-                $crate::abi::alloc(len)
-            }
+                #[unsafe(no_mangle)]
+                pub extern "C" fn egate_alloc(len: i32) -> i32 {
+                    $crate::abi::alloc(len)
+                }
 
-            #[unsafe(no_mangle)]
-            pub extern "C" fn egate_validate_settings(ptr: i32, len: i32) -> i64 {
-                // SAFETY: the host passes a buffer it wrote through egate_alloc.
-                let settings = unsafe { $crate::abi::input(ptr, len) };
-                $crate::abi::output($crate::abi::validate_settings_json(&$evaluate, settings))
-            }
+                #[unsafe(no_mangle)]
+                pub extern "C" fn egate_validate_settings(ptr: i32, len: i32) -> i64 {
+                    // SAFETY: the host passes a buffer it wrote through egate_alloc.
+                    let settings = unsafe { $crate::abi::input(ptr, len) };
+                    $crate::abi::output($crate::abi::validate_settings_json(&$evaluate, settings))
+                }
 
-            #[unsafe(no_mangle)]
-            pub extern "C" fn egate_evaluate(req_ptr: i32, req_len: i32, set_ptr: i32, set_len: i32) -> i64 {
-                // SAFETY: the host passes buffers it wrote through egate_alloc.
-                let (request, settings) =
-                    unsafe { ($crate::abi::input(req_ptr, req_len), $crate::abi::input(set_ptr, set_len)) };
-                $crate::abi::output($crate::abi::evaluate_json(&$evaluate, request, settings))
-            }
-        };
+                #[unsafe(no_mangle)]
+                pub extern "C" fn egate_evaluate(req_ptr: i32, req_len: i32, set_ptr: i32, set_len: i32) -> i64 {
+                    // SAFETY: the host passes buffers it wrote through egate_alloc.
+                    let (request, settings) =
+                        unsafe { ($crate::abi::input(req_ptr, req_len), $crate::abi::input(set_ptr, set_len)) };
+                    $crate::abi::output($crate::abi::evaluate_json(&$evaluate, request, settings))
+                }
+            };
+        }
     };
+}
+
+/// The exports of [`policy!`], kept; with the SDK's `bundle` feature (a
+/// crate bundling several policies into one module) they are left out.
+#[cfg(not(feature = "bundle"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __policy_exports {
+    ($($exports:tt)*) => { $($exports)* };
+}
+
+/// The exports of [`policy!`], left out: the bundling crate exports its own.
+#[cfg(feature = "bundle")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __policy_exports {
+    ($($exports:tt)*) => {};
 }
 
 #[cfg(test)]
