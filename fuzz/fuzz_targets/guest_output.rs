@@ -48,7 +48,8 @@ fn check_one(result: &PolicyResult) {
     if denies {
         let status = response.status.as_ref().expect("a denial has a status");
         let code = match &result.verdict {
-            Verdict::Violation { code, .. } => code.unwrap_or(403),
+            // Only client and server error codes pass through.
+            Verdict::Violation { code, .. } => code.filter(|c| (400..600).contains(c)).unwrap_or(403),
             _ => 403,
         };
         assert_eq!(status.code, code);
