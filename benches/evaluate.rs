@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use egate_engine::{PolicySet, Sandbox, SandboxConfig};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -19,7 +19,8 @@ fn load(sandbox: &Sandbox, manifest: &str) -> PolicySet {
 
 /// The example kubectl debug request, compact (about 9 KB).
 fn debug_request() -> Vec<u8> {
-    let review: Value = serde_json::from_slice(&std::fs::read(repo("examples/requests/debug-allowed.json")).unwrap()).unwrap();
+    let review: Value =
+        serde_json::from_slice(&std::fs::read(repo("examples/requests/debug-allowed.json")).unwrap()).unwrap();
     serde_json::to_vec(&review).unwrap()
 }
 

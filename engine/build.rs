@@ -10,9 +10,8 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-env-changed=EGATE_BUILTIN_DIR");
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let dir = env::var_os("EGATE_BUILTIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir.join("../target/builtin"));
+    let dir =
+        env::var_os("EGATE_BUILTIN_DIR").map(PathBuf::from).unwrap_or_else(|| manifest_dir.join("../target/builtin"));
     println!("cargo:rerun-if-changed={}", dir.display());
 
     let mut modules: Vec<(String, PathBuf)> = fs::read_dir(&dir)

@@ -12,12 +12,12 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::post;
-use axum::Router;
 use egate_engine::{PolicySet, Sandbox, SandboxConfig};
 
 #[tokio::main]
@@ -39,7 +39,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// AdmissionReview bytes in, AdmissionReview response bytes out.
-async fn validate(State(policies): State<Arc<PolicySet>>, body: Bytes) -> Result<impl IntoResponse, (StatusCode, String)> {
+async fn validate(
+    State(policies): State<Arc<PolicySet>>,
+    body: Bytes,
+) -> Result<impl IntoResponse, (StatusCode, String)> {
     // Policies run wasm and CEL: judge on a blocking thread, not an async one.
     let response = tokio::task::spawn_blocking(move || policies.review_bytes(&body))
         .await

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::output::Output;
@@ -34,7 +34,6 @@ pub struct BenchArgs {
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     output: Output,
 }
-
 
 /// What `egate bench -o json` prints.
 #[derive(Serialize)]
@@ -66,7 +65,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let per_thread = args.iterations.div_ceil(args.threads);
     let wall = Instant::now();
     let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..args.threads).map(|_| scope.spawn(|| time_evaluations(&policies, &review, per_thread))).collect();
+        let workers: Vec<_> =
+            (0..args.threads).map(|_| scope.spawn(|| time_evaluations(&policies, &review, per_thread))).collect();
         workers.into_iter().flat_map(|w| w.join().expect("a bench thread panicked")).collect()
     });
     let wall = wall.elapsed();

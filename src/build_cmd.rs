@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::Value;
 
@@ -108,7 +108,8 @@ fn crate_manifest(path: &Path) -> Result<PathBuf> {
 
 /// Whether rustup's toolchain (as seen from `dir`) has the wasm32-wasip1 std.
 fn rustup_has_target(dir: &Path) -> bool {
-    let Ok(output) = Command::new("rustc").args(["--print", "target-libdir", "--target", TARGET]).current_dir(dir).output()
+    let Ok(output) =
+        Command::new("rustc").args(["--print", "target-libdir", "--target", TARGET]).current_dir(dir).output()
     else {
         return false;
     };
@@ -193,9 +194,11 @@ fn guest_package(toolchain: Toolchain, manifest: &Path) -> Result<GuestPackage> 
         .find(|p| p["manifest_path"].as_str().is_some_and(|m| Path::new(m) == manifest))
         .with_context(|| format!("{} defines no package (is it a virtual workspace manifest?)", manifest.display()))?;
     let name = package["name"].as_str().unwrap_or_default().to_string();
-    let lib = package["targets"].as_array().into_iter().flatten().find(|t| {
-        t["crate_types"].as_array().is_some_and(|types| types.iter().any(|c| c == "cdylib"))
-    });
+    let lib = package["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["crate_types"].as_array().is_some_and(|types| types.iter().any(|c| c == "cdylib")));
     let Some(lib) = lib else {
         bail!(
             "package {name} ({}) builds no cdylib, so it yields no wasm module: add\n\
@@ -243,11 +246,8 @@ fn compile(toolchain: Toolchain, manifest: &Path, package: &GuestPackage, profil
     if toolchain == Toolchain::Debian {
         command.args(["-Zbuild-std=std,panic_abort", "--config"]).arg(format!("profile.{profile}.panic=\"abort\""));
     }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot run cargo build")?;
+    let mut child =
+        command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("cannot run cargo build")?;
     let stdout = child.stdout.take().context("cargo's output")?;
     let mut module = None;
     for line in BufReader::new(stdout).lines() {

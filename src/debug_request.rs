@@ -14,10 +14,10 @@ use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 /// kubectl's `--profile`: the security context it gives an ephemeral
 /// container (kubectl's `pkg/cmd/debug/profiles.go`, ephemeral style).
@@ -109,8 +109,8 @@ impl Default for Requester {
 /// Reads a Pod from a JSON or YAML file.
 pub fn read_pod(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read pod file {}", path.display()))?;
-    let pod: Value = serde_yaml::from_str(&text)
-        .with_context(|| format!("pod file {} is neither JSON nor YAML", path.display()))?;
+    let pod: Value =
+        serde_yaml::from_str(&text).with_context(|| format!("pod file {} is neither JSON nor YAML", path.display()))?;
     check_pod(&pod).with_context(|| format!("pod file {}", path.display()))?;
     Ok(pod)
 }
@@ -347,7 +347,11 @@ mod tests {
         assert!(added["name"].as_str().unwrap().starts_with("debugger-"));
         assert_eq!(added["name"].as_str().unwrap().len(), "debugger-".len() + 5);
         assert_eq!(added["imagePullPolicy"], "IfNotPresent");
-        assert_eq!(added["securityContext"], json!({"capabilities": {"add": ["SYS_PTRACE"]}}), "general is the default");
+        assert_eq!(
+            added["securityContext"],
+            json!({"capabilities": {"add": ["SYS_PTRACE"]}}),
+            "general is the default"
+        );
         let uid = request["uid"].as_str().unwrap();
         assert_eq!(uid.len(), 36);
         assert_eq!(&uid[14..15], "4");

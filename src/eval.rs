@@ -45,7 +45,6 @@ impl From<EvalMode> for Mode {
     }
 }
 
-
 /// Loads the policies, judges each request, prints each response.
 /// Exit 0 whenever decisions were made, allowed or not.
 pub fn run(args: &EvalArgs) -> Result<ExitCode> {
@@ -70,9 +69,8 @@ pub fn read_review(path: &Path) -> Result<Vec<u8>> {
     if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
         return Ok(bytes);
     }
-    let value: serde_json::Value = serde_yaml::from_slice(&bytes).with_context(|| {
-        format!("request file {} is neither JSON nor YAML of an AdmissionReview", path.display())
-    })?;
+    let value: serde_json::Value = serde_yaml::from_slice(&bytes)
+        .with_context(|| format!("request file {} is neither JSON nor YAML of an AdmissionReview", path.display()))?;
     Ok(serde_json::to_vec(&value)?)
 }
 

@@ -25,7 +25,6 @@ pub struct InspectArgs {
     output: Output,
 }
 
-
 /// The exports ABI v1 requires, with their types as `describe` writes them.
 const ABI_V1: [(&str, &str); 5] = [
     ("memory", "memory"),
@@ -202,10 +201,8 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
             Item { name, kind, ty }
         })
         .collect();
-    let abi_version = exports
-        .iter()
-        .filter_map(|e| e.name.strip_prefix("egate_abi_v").and_then(|v| v.parse::<u32>().ok()))
-        .max();
+    let abi_version =
+        exports.iter().filter_map(|e| e.name.strip_prefix("egate_abi_v").and_then(|v| v.parse::<u32>().ok())).max();
     let problems = problems(abi_version, &exports, &imports);
     Ok(Inspection { size: bytes.len(), sha256: sha256_hex(bytes), abi_version, problems, exports, imports })
 }

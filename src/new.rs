@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
 /// Arguments of `egate new`.
@@ -130,10 +130,7 @@ fn toml_string(text: &str) -> String {
 /// Every file of the crate, by path relative to its directory.
 fn files(name: &str, sdk: &SdkDependency) -> Vec<(String, String)> {
     let fill = |template: &str| {
-        template
-            .replace("{{name}}", name)
-            .replace("{{sdk_comment}}", &sdk.comment)
-            .replace("{{sdk}}", &sdk.toml)
+        template.replace("{{name}}", name).replace("{{sdk_comment}}", &sdk.comment).replace("{{sdk}}", &sdk.toml)
     };
     vec![
         ("Cargo.toml".into(), fill(CARGO_TOML)),

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::debug_request::{admission_review, read_pod, DebugContainer, Profile, Requester};
+use crate::debug_request::{DebugContainer, Profile, Requester, admission_review, read_pod};
 
 /// Arguments of `egate scaffold`.
 #[derive(Args)]
@@ -100,6 +100,8 @@ fn request(args: &RequestArgs) -> Result<ExitCode> {
 }
 
 fn read_custom(path: &std::path::Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read custom container spec {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("custom container spec {} is neither JSON nor YAML", path.display()))
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read custom container spec {}", path.display()))?;
+    serde_yaml::from_str(&text)
+        .with_context(|| format!("custom container spec {} is neither JSON nor YAML", path.display()))
 }

@@ -30,15 +30,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use base64::Engine as _;
 use clap::{Args, ValueEnum};
 use egate_engine::{AdmissionResponse, PolicySet, Sandbox, SandboxConfig};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::debug_request::{admission_review, read_pod, DebugContainer, Requester};
+use crate::debug_request::{DebugContainer, Requester, admission_review, read_pod};
 
 /// Arguments of `egate test`.
 #[derive(Args)]
@@ -122,7 +122,8 @@ fn find_suites(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 fn walk(dir: &Path, found: &mut BTreeSet<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot read directory {}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot read directory {}: {e}", dir.display()))?;
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
@@ -267,7 +268,10 @@ impl RawCase {
                 ));
             }
             (None, None, Some(_)) => {
-                return Err(format!("case {:?} has debug but no pod: add pod: FILE, the pod kubectl debug targets", self.name));
+                return Err(format!(
+                    "case {:?} has debug but no pod: add pod: FILE, the pod kubectl debug targets",
+                    self.name
+                ));
             }
             (None, None, None) => {
                 return Err(format!(
@@ -591,7 +595,9 @@ fn check(expect: &Expect, review: &[u8], response: &AdmissionResponse) -> Vec<St
         match message {
             Some(message) if message.contains(part.as_str()) => {}
             Some(message) => failures.push(format!("the message does not contain {part:?}: {message:?}")),
-            None => failures.push(format!("expected a message containing {part:?}, got none (the request was allowed)")),
+            None => {
+                failures.push(format!("expected a message containing {part:?}, got none (the request was allowed)"))
+            }
         }
     }
     if let Some(warnings) = &expect.warnings
@@ -812,7 +818,8 @@ fn junit_report(reports: &[SuiteReport], invalid: &[SuiteError]) -> String {
     }
     for error in invalid {
         let file = xml(&error.file.display().to_string());
-        let _ = writeln!(out, r#"  <testsuite name="{file}" file="{file}" tests="1" failures="0" errors="1" time="0">"#);
+        let _ =
+            writeln!(out, r#"  <testsuite name="{file}" file="{file}" tests="1" failures="0" errors="1" time="0">"#);
         let _ = writeln!(out, r#"    <testcase name="load the suite" classname="{file}" file="{file}" time="0">"#);
         let _ = writeln!(
             out,

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 fn repo(path: &str) -> PathBuf {
@@ -43,10 +43,8 @@ fn suite_dir(cases: &str) -> tempfile::TempDir {
     )
     .unwrap();
     let policy = repo("policies/privileged/policy.yaml");
-    let suite = format!(
-        "apiVersion: egate.dev/v1\nkind: Test\nname: demo\npolicies: [{}]\ncases:\n{cases}",
-        policy.display()
-    );
+    let suite =
+        format!("apiVersion: egate.dev/v1\nkind: Test\nname: demo\npolicies: [{}]\ncases:\n{cases}", policy.display());
     std::fs::write(dir.path().join("demo.egate-test.yaml"), suite).unwrap();
     dir
 }
@@ -83,7 +81,10 @@ fn a_passing_suite_exits_0_with_a_table_and_a_count() {
     let text = stdout(&out);
     assert_eq!(code(&out), 0, "{text}{}", stderr(&out));
     assert!(text.contains("demo (./demo.egate-test.yaml)"), "{text}");
-    assert!(text.contains("CASE") && text.contains("EXPECTED") && text.contains("GOT") && text.contains("TIME"), "{text}");
+    assert!(
+        text.contains("CASE") && text.contains("EXPECTED") && text.contains("GOT") && text.contains("TIME"),
+        "{text}"
+    );
     assert!(text.contains("restricted is allowed") && text.contains("denied (403)"), "{text}");
     assert_eq!(text.lines().last(), Some("2 passed, 0 failed"), "{text}");
 }
@@ -134,7 +135,10 @@ fn junit_output_has_a_testsuite_per_suite_and_a_failure_per_failed_case() {
     let xml = stdout(&out);
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites "), "{xml}");
     assert!(xml.contains(r#"<testsuites name="egate test" tests="3" failures="2" errors="0""#), "{xml}");
-    assert!(xml.contains(r#"<testsuite name="demo" file="./demo.egate-test.yaml" tests="3" failures="2" errors="0""#), "{xml}");
+    assert!(
+        xml.contains(r#"<testsuite name="demo" file="./demo.egate-test.yaml" tests="3" failures="2" errors="0""#),
+        "{xml}"
+    );
     assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
     assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
     assert!(xml.contains(r#"<testcase name="restricted is allowed" classname="demo""#), "{xml}");
@@ -163,10 +167,14 @@ fn an_invalid_suite_exits_2_with_file_line_and_what_is_wrong() {
     let err = invalid("  - name: a\n    pod: web.yaml\n    expect: {allowed: true}\n");
     assert!(err.contains("demo.egate-test.yaml:6:5:") && err.contains("has a pod but no debug"), "{err}");
 
-    let err = invalid("  - name: a\n    pod: web.yaml\n    debug: {image: busybox, target: db}\n    expect: {allowed: true}\n");
+    let err = invalid(
+        "  - name: a\n    pod: web.yaml\n    debug: {image: busybox, target: db}\n    expect: {allowed: true}\n",
+    );
     assert!(err.contains(r#"the pod has no container "db" to target"#), "{err}");
 
-    let err = invalid("  - name: a\n    request: r.json\n    pod: web.yaml\n    debug: {image: busybox}\n    expect: {allowed: true}\n");
+    let err = invalid(
+        "  - name: a\n    request: r.json\n    pod: web.yaml\n    debug: {image: busybox}\n    expect: {allowed: true}\n",
+    );
     assert!(err.contains("demo.egate-test.yaml:7:14:") && err.contains("r.json"), "{err}");
 
     let err = invalid("  []\n");
@@ -180,7 +188,11 @@ fn a_wrong_api_version_or_a_policy_that_does_not_load_is_an_invalid_suite() {
     std::fs::write(&suite, "apiVersion: egate.dev/v2\nkind: Test\nname: x\npolicies: [p.yaml]\ncases: []\n").unwrap();
     let out = egate_in(dir.path(), &["test"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("x.egate-test.yaml:1:13: invalid test suite: apiVersion: unknown variant `egate.dev/v2`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("x.egate-test.yaml:1:13: invalid test suite: apiVersion: unknown variant `egate.dev/v2`"),
+        "{}",
+        stderr(&out)
+    );
 
     std::fs::write(dir.path().join("p.yaml"), "apiVersion: egate.dev/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec: {match: {resources: [pods]}, module: builtin:nope}\n").unwrap();
     std::fs::write(dir.path().join("web.yaml"), "metadata: {name: web}\nspec: {containers: [{name: app}]}\n").unwrap();
@@ -220,7 +232,9 @@ fn a_patched_expectation_compares_the_object_after_the_combined_patch() {
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: app, image: \"nginx:1.27\"}]\n";
     std::fs::write(dir.path().join("web.yaml"), pod).unwrap();
     let container = "  ephemeralContainers:\n  - name: dbg\n    image: \"busybox:1.36\"\n    resources: {}\n    terminationMessagePath: /dev/termination-log\n    terminationMessagePolicy: File\n    imagePullPolicy: IfNotPresent\n    stdin: true\n    tty: true\n";
-    let hardened = format!("{pod}{container}    securityContext:\n      allowPrivilegeEscalation: false\n      capabilities: {{drop: [ALL]}}\n      seccompProfile: {{type: RuntimeDefault}}\n");
+    let hardened = format!(
+        "{pod}{container}    securityContext:\n      allowPrivilegeEscalation: false\n      capabilities: {{drop: [ALL]}}\n      seccompProfile: {{type: RuntimeDefault}}\n"
+    );
     std::fs::write(dir.path().join("hardened.yaml"), &hardened).unwrap();
     std::fs::write(dir.path().join("wrong.yaml"), hardened.replace("RuntimeDefault", "Unconfined")).unwrap();
     let suite = format!(
@@ -275,7 +289,8 @@ fn new_container(review: &Value) -> Value {
 
 #[test]
 fn scaffold_request_is_what_kubectl_debug_sends() {
-    let review = scaffold(&["--target", "app", "--user", "alice", "--group", "developers", "--group", "system:authenticated"]);
+    let review =
+        scaffold(&["--target", "app", "--user", "alice", "--group", "developers", "--group", "system:authenticated"]);
     assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(review["kind"], "AdmissionReview");
     let request = &review["request"];
@@ -320,7 +335,11 @@ fn scaffold_request_profiles_set_the_security_context_as_kubectl_does() {
     assert_eq!(context("netadmin", &[]), Some(json!({"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}})));
     assert_eq!(context("sysadmin", &[]), Some(json!({"privileged": true})));
     assert_eq!(context("baseline", &["--privileged"]), Some(json!({"privileged": true})));
-    assert_eq!(new_container(&scaffold(&[])).get("securityContext"), context("general", &[]).as_ref(), "general is the default");
+    assert_eq!(
+        new_container(&scaffold(&[])).get("securityContext"),
+        context("general", &[]).as_ref(),
+        "general is the default"
+    );
 }
 
 #[test]
@@ -393,7 +412,10 @@ fn a_new_policy_builds_and_passes_its_tests_unchanged() {
         assert!(policy.join(file).is_file(), "egate new wrote no {file}");
     }
     let cargo_toml = std::fs::read_to_string(policy.join("Cargo.toml")).unwrap();
-    assert!(cargo_toml.contains("crate-type = [\"cdylib\", \"rlib\"]") && cargo_toml.contains("\n[workspace]\n"), "{cargo_toml}");
+    assert!(
+        cargo_toml.contains("crate-type = [\"cdylib\", \"rlib\"]") && cargo_toml.contains("\n[workspace]\n"),
+        "{cargo_toml}"
+    );
     assert!(cargo_toml.contains(&format!("path = \"{}\"", repo("wasm-guest").display())), "{cargo_toml}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_egate"))

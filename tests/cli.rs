@@ -40,7 +40,8 @@ fn denial_message(response: &Value) -> String {
 }
 
 fn new_container_name(request: &str) -> String {
-    let sent: Value = serde_json::from_slice(&std::fs::read(repo(&format!("examples/requests/{request}"))).unwrap()).unwrap();
+    let sent: Value =
+        serde_json::from_slice(&std::fs::read(repo(&format!("examples/requests/{request}"))).unwrap()).unwrap();
     let containers = sent["request"]["object"]["spec"]["ephemeralContainers"].as_array().unwrap();
     containers.last().unwrap()["name"].as_str().unwrap().to_string()
 }
@@ -81,7 +82,10 @@ fn an_untagged_image_is_denied_as_latest() {
 #[test]
 fn an_image_outside_the_allowed_registries_is_denied() {
     let message = denial_message(&eval("debug-untrusted-registry.json"));
-    assert!(message.contains("docker.io/attacker/tools:1.0") && message.contains("matches none of the allowed images"), "{message}");
+    assert!(
+        message.contains("docker.io/attacker/tools:1.0") && message.contains("matches none of the allowed images"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -93,9 +97,15 @@ fn only_new_ephemeral_containers_are_judged() {
 #[test]
 fn text_output_is_one_readable_decision_per_request() {
     let out = egate(&[
-        "eval", "-o", "text", "--policy", POLICIES,
-        "--request", "examples/requests/debug-allowed.json",
-        "--request", "examples/requests/debug-privileged.json",
+        "eval",
+        "-o",
+        "text",
+        "--policy",
+        POLICIES,
+        "--request",
+        "examples/requests/debug-allowed.json",
+        "--request",
+        "examples/requests/debug-privileged.json",
     ]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
@@ -107,7 +117,8 @@ fn text_output_is_one_readable_decision_per_request() {
 #[test]
 fn a_yaml_request_is_read_too() {
     let dir = tempfile::tempdir().unwrap();
-    let json: Value = serde_json::from_slice(&std::fs::read(repo("examples/requests/debug-privileged.json")).unwrap()).unwrap();
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(repo("examples/requests/debug-privileged.json")).unwrap()).unwrap();
     let yaml = dir.path().join("request.yaml");
     std::fs::write(&yaml, serde_yaml::to_string(&json).unwrap()).unwrap();
     let out = egate(&["eval", "--policy", POLICIES, "--request", yaml.to_str().unwrap()]);
@@ -133,7 +144,10 @@ fn unreadable_or_invalid_requests_are_errors_naming_the_file() {
     let wrong_kind = dir.path().join("wrong.json");
     std::fs::write(&wrong_kind, r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}}"#).unwrap();
     let err = eval_error(POLICIES, wrong_kind.to_str().unwrap());
-    assert!(err.contains("wrong.json") && err.contains("expected apiVersion admission.k8s.io/v1 and kind AdmissionReview"), "{err}");
+    assert!(
+        err.contains("wrong.json") && err.contains("expected apiVersion admission.k8s.io/v1 and kind AdmissionReview"),
+        "{err}"
+    );
 
     let garbage = dir.path().join("garbage.json");
     std::fs::write(&garbage, "{\"apiVersion\": [unclosed").unwrap();
@@ -156,7 +170,8 @@ fn invalid_manifests_modules_and_settings_are_errors_naming_the_file_and_field()
     let err = eval_error(&typo, request);
     assert!(err.contains("typo.yaml") && err.contains("unknown field `failurPolicy`"), "{err}");
 
-    let settings = write("settings.yaml", &format!("{head}  module: builtin:images\n  settings: {{requireDigest: maybe}}\n"));
+    let settings =
+        write("settings.yaml", &format!("{head}  module: builtin:images\n  settings: {{requireDigest: maybe}}\n"));
     let err = eval_error(&settings, request);
     assert!(err.contains(r#"policy "p""#) && err.contains("requireDigest"), "{err}");
 
@@ -174,10 +189,15 @@ fn invalid_manifests_modules_and_settings_are_errors_naming_the_file_and_field()
 fn mode_splits_mutating_and_validating_policies() {
     let run = |mode: &str| {
         let out = egate(&[
-            "eval", "--mode", mode,
-            "--policy", "policies/harden/policy.yaml",
-            "--policy", "policies/privilege-escalation/policy.yaml",
-            "--request", "examples/requests/debug-latest-image.json",
+            "eval",
+            "--mode",
+            mode,
+            "--policy",
+            "policies/harden/policy.yaml",
+            "--policy",
+            "policies/privilege-escalation/policy.yaml",
+            "--request",
+            "examples/requests/debug-latest-image.json",
         ]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice::<Value>(&out.stdout).unwrap()["response"].clone()

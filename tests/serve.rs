@@ -9,14 +9,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use reqwest::blocking::{Body, Client};
 use reqwest::{StatusCode, Version};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The name the test certificates are for; the client resolves it to the server.
 const HOST: &str = "egate.test";
@@ -91,10 +91,13 @@ impl Server {
                 }
             }
         });
-        let addr = addr_rx.recv_timeout(BOUND).unwrap_or_else(|_| panic!("egate serve never listened: {:?}", log.lock().unwrap()));
+        let addr = addr_rx
+            .recv_timeout(BOUND)
+            .unwrap_or_else(|_| panic!("egate serve never listened: {:?}", log.lock().unwrap()));
         let server = Self { child, addr, tls, dir: dir.to_path_buf(), log };
         let client = server.client(&[]);
-        server.poll("/readyz to say ready", || client.get(server.url("/readyz")).send().is_ok_and(|r| r.status() == 200));
+        server
+            .poll("/readyz to say ready", || client.get(server.url("/readyz")).send().is_ok_and(|r| r.status() == 200));
         server
     }
 
@@ -142,7 +145,10 @@ impl Server {
     /// The log lines that are JSON events with this message.
     fn events(&self, message: &str) -> Vec<Value> {
         let log = self.log.lock().unwrap();
-        log.iter().filter_map(|line| serde_json::from_str::<Value>(line).ok()).filter(|e| e["message"] == message).collect()
+        log.iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|e| e["message"] == message)
+            .collect()
     }
 
     fn metrics(&self, client: &Client) -> String {
@@ -176,9 +182,7 @@ impl Drop for Server {
 
 /// The value of a metric line that starts with `series` (name and labels), 0 when absent.
 fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
 }
 
 fn request(name: &str) -> Value {
@@ -229,7 +233,12 @@ fn the_builtin_default_set_allows_denies_and_mutates_over_tls() {
     let allowed = allowed_request();
     let response = admission(&allowed, &post(&client, &server, "/validate", &allowed));
     assert_eq!(response["allowed"], true, "{response}");
-    assert!(response["auditAnnotations"]["audit.debug-debugger-7vq2w"].as_str().unwrap().contains("user=alice@acme.example"));
+    assert!(
+        response["auditAnnotations"]["audit.debug-debugger-7vq2w"]
+            .as_str()
+            .unwrap()
+            .contains("user=alice@acme.example")
+    );
 
     let privileged = request("debug-privileged.json");
     let response = admission(&privileged, &post(&client, &server, "/validate", &privileged));
@@ -259,13 +268,21 @@ fn the_builtin_default_set_allows_denies_and_mutates_over_tls() {
     assert_eq!(answer.json::<Value>().unwrap()["response"]["allowed"], true);
 
     let metrics = server.metrics(&client);
-    assert_eq!(metric(&metrics, r#"egate_admission_requests_total{endpoint="validate",decision="allowed"}"#), 2.0, "{metrics}");
+    assert_eq!(
+        metric(&metrics, r#"egate_admission_requests_total{endpoint="validate",decision="allowed"}"#),
+        2.0,
+        "{metrics}"
+    );
     assert_eq!(metric(&metrics, r#"egate_admission_requests_total{endpoint="validate",decision="denied"}"#), 1.0);
     assert_eq!(metric(&metrics, r#"egate_admission_requests_total{endpoint="mutate",decision="mutated"}"#), 1.0);
     assert_eq!(metric(&metrics, r#"egate_review_duration_seconds_count{endpoint="validate"}"#), 3.0);
     assert_eq!(metric(&metrics, "egate_policies_loaded"), 10.0);
     // Per-policy latency: privileged judged the three /validate reviews.
-    assert_eq!(metric(&metrics, r#"egate_policy_evaluation_duration_seconds_count{policy="privileged"}"#), 3.0, "{metrics}");
+    assert_eq!(
+        metric(&metrics, r#"egate_policy_evaluation_duration_seconds_count{policy="privileged"}"#),
+        3.0,
+        "{metrics}"
+    );
 
     // One structured log line per decision.
     server.poll("the decision log line", || {
@@ -315,7 +332,11 @@ fn malformed_and_oversized_requests_get_a_json_error() {
     let allowed = allowed_request();
     assert_eq!(admission(&allowed, &post(&client, &server, "/validate", &allowed))["allowed"], true);
     let metrics = server.metrics(&client);
-    assert_eq!(metric(&metrics, r#"egate_admission_requests_total{endpoint="validate",decision="bad_request"}"#), 1.0, "{metrics}");
+    assert_eq!(
+        metric(&metrics, r#"egate_admission_requests_total{endpoint="validate",decision="bad_request"}"#),
+        1.0,
+        "{metrics}"
+    );
     assert_eq!(metric(&metrics, r#"egate_admission_requests_total{endpoint="mutate",decision="bad_request"}"#), 1.0);
     assert_eq!(metric(&metrics, r#"egate_admission_requests_total{endpoint="validate",decision="too_large"}"#), 2.0);
 }
@@ -377,7 +398,9 @@ fn a_policy_file_rewritten_under_load_is_reloaded_without_a_failed_request() {
         })
         .collect();
     let client = server.client(&[]);
-    let reloads = |result: &str| metric(&server.metrics(&client), &format!(r#"egate_reloads_total{{what="policies",result="{result}"}}"#));
+    let reloads = |result: &str| {
+        metric(&server.metrics(&client), &format!(r#"egate_reloads_total{{what="policies",result="{result}"}}"#))
+    };
     server.poll("load to flow", || sent.load(Ordering::Relaxed) >= 30);
 
     // A broken set is refused; the old one keeps serving.
@@ -407,7 +430,13 @@ fn a_policy_file_rewritten_under_load_is_reloaded_without_a_failed_request() {
         thread.join().unwrap();
     }
     let failures = failures.lock().unwrap();
-    assert!(failures.is_empty(), "{} of {} requests failed: {:?}", failures.len(), sent.load(Ordering::Relaxed), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        sent.load(Ordering::Relaxed),
+        &failures[..failures.len().min(5)]
+    );
 }
 
 #[test]
@@ -538,8 +567,18 @@ fn insecure_http_serves_plain_http_and_says_so_loudly() {
     let client = server.client(&[]);
     let allowed = allowed_request();
     assert_eq!(admission(&allowed, &post(&client, &server, "/validate", &allowed))["allowed"], true);
-    let warning = server.log.lock().unwrap().iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|e| e["level"] == "WARN");
-    assert!(warning.is_some_and(|w| w["message"].as_str().unwrap().contains("PLAIN HTTP WITHOUT TLS")), "{}", server.log());
+    let warning = server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["level"] == "WARN");
+    assert!(
+        warning.is_some_and(|w| w["message"].as_str().unwrap().contains("PLAIN HTTP WITHOUT TLS")),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -599,7 +638,11 @@ fn a_request_past_its_deadline_gets_504_and_the_policy_failure_is_counted() {
     assert!(message.starts_with("spinner: the policy failed (module timed out after 2000 ms)"), "{message}");
 
     let metrics = server.metrics(&client);
-    assert_eq!(metric(&metrics, r#"egate_admission_requests_total{endpoint="validate",decision="timeout"}"#), 1.0, "{metrics}");
+    assert_eq!(
+        metric(&metrics, r#"egate_admission_requests_total{endpoint="validate",decision="timeout"}"#),
+        1.0,
+        "{metrics}"
+    );
     assert_eq!(metric(&metrics, r#"egate_admission_requests_total{endpoint="validate",decision="denied"}"#), 1.0);
     // Both reviews ran to the policy's deadline, the first after its answer was sent.
     server.poll("both failures to be counted", || {
@@ -610,15 +653,30 @@ fn a_request_past_its_deadline_gets_504_and_the_policy_failure_is_counted() {
 #[test]
 fn a_policy_set_that_does_not_load_at_start_is_an_error_naming_the_file() {
     let (dir, _) = temp_dir_with_cert();
-    std::fs::write(dir.path().join("broken.yaml"), IMAGES_V1.replace("builtin:images", "builtin:no-such-policy")).unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), IMAGES_V1.replace("builtin:images", "builtin:no-such-policy"))
+        .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_egate"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--tls-cert", "tls.crt", "--tls-key", "tls.key", "--policies", "broken.yaml"])
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "tls.crt",
+            "--tls-key",
+            "tls.key",
+            "--policies",
+            "broken.yaml",
+        ])
         .current_dir(dir.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("egate: error: cannot serve: the policy set did not load: policy \"debug-images\" (broken.yaml)"), "{stderr}");
+    assert!(
+        stderr
+            .contains("egate: error: cannot serve: the policy set did not load: policy \"debug-images\" (broken.yaml)"),
+        "{stderr}"
+    );
 }
 
 /// examples/minimal_webhook.rs, built for the profile under test and run.
@@ -638,9 +696,10 @@ fn the_minimal_webhook_example_embeds_the_engine() {
     let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        let set_by_cargo_for_tests = ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_BIN_", "CARGO_CRATE_", "CARGO_PRIMARY_", "CARGO_TARGET_TMPDIR"]
-            .iter()
-            .any(|prefix| key.starts_with(prefix));
+        let set_by_cargo_for_tests =
+            ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_BIN_", "CARGO_CRATE_", "CARGO_PRIMARY_", "CARGO_TARGET_TMPDIR"]
+                .iter()
+                .any(|prefix| key.starts_with(prefix));
         if set_by_cargo_for_tests {
             cargo.env_remove(key.as_ref());
         }
@@ -669,7 +728,11 @@ fn the_minimal_webhook_example_embeds_the_engine() {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let _child = Kill(child);
-    let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
 
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Client::builder().timeout(BOUND).build().unwrap();

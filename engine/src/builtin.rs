@@ -26,8 +26,5 @@ pub(crate) fn unknown(name: &str) -> String {
              build it with `make build` (which compiles policies/ first)"
         );
     }
-    format!(
-        "there is no built-in policy {name:?}: the built-ins are {}",
-        names().collect::<Vec<_>>().join(", ")
-    )
+    format!("there is no built-in policy {name:?}: the built-ins are {}", names().collect::<Vec<_>>().join(", "))
 }

@@ -16,12 +16,12 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use kube_cel::KubeCelExt;
 use kube_cel::cel::common::ast::{EntryExpr, Expr};
 use kube_cel::cel::context::VariableResolver;
-use kube_cel::cel::parser::{Expression, Parser};
 use kube_cel::cel::objects::{Key, Map};
+use kube_cel::cel::parser::{Expression, Parser};
 use kube_cel::cel::{self, Context, Value};
-use kube_cel::KubeCelExt;
 
 /// The variables a rule may read.
 pub const VARIABLES: [&str; 4] = ["object", "oldObject", "request", "params"];
@@ -43,7 +43,12 @@ impl CelExpression {
     /// Parses `source`; the error gives the position and what is wrong.
     pub fn compile(source: &str) -> Result<Self, String> {
         let expression = Parser::new().enable_optional_syntax(true).parse(source).map_err(|errors| {
-            errors.errors.iter().map(|e| format!("at {}:{}: {}", e.pos.0, e.pos.1, e.msg)).collect::<Vec<_>>().join("; ")
+            errors
+                .errors
+                .iter()
+                .map(|e| format!("at {}:{}: {}", e.pos.0, e.pos.1, e.msg))
+                .collect::<Vec<_>>()
+                .join("; ")
         })?;
         if let Some(unknown) = unknown_variable(&expression.expr, &mut Vec::new()) {
             return Err(format!(
@@ -163,9 +168,9 @@ impl Reads {
                 call.target.iter().for_each(|t| visit(&t.expr));
                 call.args.iter().for_each(|a| visit(&a.expr));
             }
-            Expr::Comprehension(c) => {
-                [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result].into_iter().for_each(|e| visit(&e.expr))
-            }
+            Expr::Comprehension(c) => [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result]
+                .into_iter()
+                .for_each(|e| visit(&e.expr)),
             Expr::List(list) => list.elements.iter().for_each(|e| visit(&e.expr)),
             Expr::Map(map) => map.entries.iter().for_each(|e| entry_exprs(&e.expr).into_iter().for_each(&mut visit)),
             Expr::Struct(s) => s.entries.iter().for_each(|e| entry_exprs(&e.expr).into_iter().for_each(&mut visit)),
@@ -222,12 +227,9 @@ fn unknown_variable(expr: &Expr, bound: &mut Vec<String>) -> Option<String> {
                 || bound.iter().any(|b| b == name);
             (!known).then(|| name.clone())
         }
-        Expr::Call(call) => call
-            .target
-            .iter()
-            .map(|t| &t.expr)
-            .chain(call.args.iter().map(|a| &a.expr))
-            .find_map(|e| check(e, bound)),
+        Expr::Call(call) => {
+            call.target.iter().map(|t| &t.expr).chain(call.args.iter().map(|a| &a.expr)).find_map(|e| check(e, bound))
+        }
         Expr::Comprehension(comp) => {
             if let Some(found) = check(&comp.iter_range.expr, bound).or_else(|| check(&comp.accu_init.expr, bound)) {
                 return Some(found);
@@ -236,7 +238,8 @@ fn unknown_variable(expr: &Expr, bound: &mut Vec<String>) -> Option<String> {
             bound.push(comp.iter_var.clone());
             bound.extend(comp.iter_var2.clone());
             bound.push(comp.accu_var.clone());
-            let found = [&comp.loop_cond, &comp.loop_step, &comp.result].into_iter().find_map(|e| check(&e.expr, bound));
+            let found =
+                [&comp.loop_cond, &comp.loop_step, &comp.result].into_iter().find_map(|e| check(&e.expr, bound));
             bound.truncate(depth);
             found
         }
@@ -251,7 +254,9 @@ fn unknown_variable(expr: &Expr, bound: &mut Vec<String>) -> Option<String> {
 fn entry_unknown(entry: &EntryExpr, bound: &mut Vec<String>) -> Option<String> {
     match entry {
         EntryExpr::StructField(field) => unknown_variable(&field.value.expr, bound),
-        EntryExpr::MapEntry(e) => unknown_variable(&e.key.expr, bound).or_else(|| unknown_variable(&e.value.expr, bound)),
+        EntryExpr::MapEntry(e) => {
+            unknown_variable(&e.key.expr, bound).or_else(|| unknown_variable(&e.value.expr, bound))
+        }
     }
 }
 
@@ -494,10 +499,11 @@ mod tests {
 
     #[test]
     fn only_what_rules_select_is_bound() {
-        let reads = CelExpression::compile("object.spec.ephemeralContainers.size() > 0 && object.?metadata.?labels.hasValue()")
-            .unwrap()
-            .reads()
-            .clone();
+        let reads =
+            CelExpression::compile("object.spec.ephemeralContainers.size() > 0 && object.?metadata.?labels.hasValue()")
+                .unwrap()
+                .reads()
+                .clone();
         let mut expected = Projection::default();
         expected.add(&["spec".into(), "ephemeralContainers".into()]);
         expected.add(&["metadata".into(), "labels".into()]);

@@ -39,7 +39,8 @@ impl GuestDecision {
     /// Reads decision JSON; the error says what is wrong with it.
     pub fn parse(output: &[u8]) -> Result<Self, String> {
         let text = std::str::from_utf8(output).map_err(|e| format!("returned output that is not UTF-8 ({e})"))?;
-        serde_json::from_str(text).map_err(|e| format!("returned output that is not decision JSON ({e}): {}", excerpt(text)))
+        serde_json::from_str(text)
+            .map_err(|e| format!("returned output that is not decision JSON ({e}): {}", excerpt(text)))
     }
 }
 
@@ -56,11 +57,7 @@ fn excerpt(text: &str) -> String {
 pub enum Verdict {
     /// The request passes this policy (perhaps with warnings, annotations
     /// and a patch).
-    Pass {
-        warnings: Vec<String>,
-        audit_annotations: BTreeMap<String, String>,
-        patch: Vec<Value>,
-    },
+    Pass { warnings: Vec<String>, audit_annotations: BTreeMap<String, String>, patch: Vec<Value> },
     /// The request violates the policy.
     Violation { message: String, code: Option<u16>, warnings: Vec<String> },
     /// The policy could not decide (trap, timeout, bad output, ...).
@@ -106,7 +103,9 @@ pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> Admissio
                 // Only client and server error codes make sense for a denial.
                 let code = code.filter(|c| (400..600).contains(c));
                 match result.action {
-                    FailureAction::Enforce => denials.push((prefixed(name, &lines).collect::<Vec<_>>().join("\n"), code)),
+                    FailureAction::Enforce => {
+                        denials.push((prefixed(name, &lines).collect::<Vec<_>>().join("\n"), code))
+                    }
                     // The annotation's key is the policy's name.
                     FailureAction::Audit => {
                         response.audit_annotations.insert(name.clone(), lines.join("\n"));
@@ -117,7 +116,10 @@ pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> Admissio
             Verdict::Failure { cause } => match result.failure_policy {
                 // A cause is one line: a guest must not forge lines of other policies.
                 FailurePolicy::Fail => denials.push((
-                    format!("{name}: the policy failed ({}); its failurePolicy Fail denies the request", one_line(cause)),
+                    format!(
+                        "{name}: the policy failed ({}); its failurePolicy Fail denies the request",
+                        one_line(cause)
+                    ),
                     None,
                 )),
                 FailurePolicy::Ignore => response.warnings.push(format!(

@@ -23,8 +23,10 @@ pub enum LoadError {
     Abi { policy: String, path: PathBuf, module: String, message: String },
 
     /// A module's digest differs from the one the manifest pins.
-    #[error("policy {policy:?} ({path}): module {module} has digest {actual}, but spec.moduleDigest pins {expected}: \
-             rebuild or fetch the pinned module, or update the pin")]
+    #[error(
+        "policy {policy:?} ({path}): module {module} has digest {actual}, but spec.moduleDigest pins {expected}: \
+             rebuild or fetch the pinned module, or update the pin"
+    )]
     DigestMismatch { policy: String, path: PathBuf, module: String, expected: String, actual: String },
 
     /// A policy's guest refused its settings.
@@ -53,7 +55,9 @@ pub enum ReviewError {
     Json(String),
 
     /// Wrong apiVersion or kind.
-    #[error("expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got apiVersion {api_version:?} and kind {kind:?}")]
+    #[error(
+        "expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got apiVersion {api_version:?} and kind {kind:?}"
+    )]
     WrongKind { api_version: String, kind: String },
 
     /// No `request` member.

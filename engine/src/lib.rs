@@ -30,8 +30,8 @@
 //! it. `examples/minimal_webhook.rs` embeds the engine in a few dozen lines.
 
 pub mod builtin;
-mod cel;
 mod cache;
+mod cel;
 pub mod decision;
 mod error;
 pub mod manifest;
@@ -41,9 +41,9 @@ pub mod review;
 mod sandbox;
 mod wasi;
 
-pub use cache::{hex, ModuleCache};
+pub use cache::{ModuleCache, hex};
 pub use error::{LoadError, ReviewError};
 pub use policy::{Mode, Outcome, Policy, PolicySet, PolicyTrace};
 pub use review::AdmissionResponse;
 pub use sandbox::{GuestError, GuestModule, Sandbox, SandboxConfig};
-pub use wasi::{grants as wasi_grants, GRANTED as GRANTED_WASI_IMPORTS};
+pub use wasi::{GRANTED as GRANTED_WASI_IMPORTS, grants as wasi_grants};

@@ -264,7 +264,9 @@ impl Manifest {
         }
         match self.spec.module.as_deref() {
             Some(module) if module.trim().is_empty() || module == "builtin:" => {
-                return Err(format!("policy {name:?}: spec.module is empty: write builtin:NAME or a path to a .wasm file"));
+                return Err(format!(
+                    "policy {name:?}: spec.module is empty: write builtin:NAME or a path to a .wasm file"
+                ));
             }
             None if self.spec.validations.is_empty() => {
                 return Err(format!(
@@ -294,10 +296,15 @@ impl Manifest {
             }
         }
         if self.spec.timeout_ms == 0 || self.spec.timeout_ms > 30_000 {
-            return Err(format!("policy {name:?}: spec.timeoutMs must be between 1 and 30000, got {}", self.spec.timeout_ms));
+            return Err(format!(
+                "policy {name:?}: spec.timeoutMs must be between 1 and 30000, got {}",
+                self.spec.timeout_ms
+            ));
         }
         for (field, filter) in [("match", Some(&self.spec.match_)), ("exclude", self.spec.exclude.as_ref())] {
-            if let Some(op) = filter.into_iter().flat_map(|f| &f.operations).find(|op| !OPERATIONS.contains(&op.as_str())) {
+            if let Some(op) =
+                filter.into_iter().flat_map(|f| &f.operations).find(|op| !OPERATIONS.contains(&op.as_str()))
+            {
                 return Err(format!(
                     "policy {name:?}: spec.{field}.operations holds {op:?}: use CREATE, UPDATE, DELETE, CONNECT or \"*\""
                 ));
@@ -315,8 +322,8 @@ impl Manifest {
 /// Reads every policy of a manifest file (YAML documents separated by
 /// `---`, or JSON).
 pub fn read_manifests(path: &Path) -> Result<Vec<Manifest>, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| LoadError::ReadManifest { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| LoadError::ReadManifest { path: path.to_path_buf(), source })?;
     parse_manifests(&text).map_err(|message| LoadError::Manifest { path: path.to_path_buf(), message })
 }
 

@@ -171,17 +171,17 @@ mod tests {
         let include = Matcher::new(from_yaml("resources: ['pods/*']\nselector: {matchLabels: {env: prod}}"), None);
         let bad_labels = serde_json::json!({"env": 1});
         assert!(judged(&include, &debug_by("alice", &[], bad_labels.clone())), "an unreadable label is judged");
-        let exclude = Matcher::new(
-            from_yaml("resources: ['pods/*']"),
-            Some(from_yaml("selector: {matchLabels: {env: dev}}")),
-        );
+        let exclude =
+            Matcher::new(from_yaml("resources: ['pods/*']"), Some(from_yaml("selector: {matchLabels: {env: dev}}")));
         assert!(judged(&exclude, &debug_by("alice", &[], bad_labels)), "and not excluded");
     }
 
     #[test]
     fn subjects_match_users_groups_and_service_accounts() {
         let m = Matcher::new(
-            from_yaml("resources: ['pods/*']\nsubjects: {users: [alice], groups: ['oncall-*'], serviceAccounts: [ci/deployer]}"),
+            from_yaml(
+                "resources: ['pods/*']\nsubjects: {users: [alice], groups: ['oncall-*'], serviceAccounts: [ci/deployer]}",
+            ),
             None,
         );
         let none = serde_json::json!({});

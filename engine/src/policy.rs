@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::builtin;
-use crate::cel::{params_value, Bindings, CelExpression, CelRequest, Reads};
-use crate::decision::{combine, GuestDecision, PolicyResult, Verdict};
+use crate::cel::{Bindings, CelExpression, CelRequest, Reads, params_value};
+use crate::decision::{GuestDecision, PolicyResult, Verdict, combine};
 use crate::error::{LoadError, ReviewError};
-use crate::manifest::{read_manifests, FailureAction, FailurePolicy, Manifest, ModuleSource, Validation};
+use crate::manifest::{FailureAction, FailurePolicy, Manifest, ModuleSource, Validation, read_manifests};
 use crate::matching::Matcher;
 use crate::review::{AdmissionResponse, Review};
 use crate::sandbox::{GuestModule, Sandbox};
@@ -84,7 +84,11 @@ impl Policy {
             match condition.evaluate_bool(&bindings) {
                 Ok(true) => {}
                 Ok(false) => return None,
-                Err(e) => return Some(Verdict::Failure { cause: format!("matchCondition {name:?} could not be evaluated: {e}") }),
+                Err(e) => {
+                    return Some(Verdict::Failure {
+                        cause: format!("matchCondition {name:?} could not be evaluated: {e}"),
+                    });
+                }
             }
         }
         let verdict = match &self.module {
@@ -134,9 +138,16 @@ impl Policy {
             };
         }
         if decision.allowed {
-            Verdict::Pass { warnings: decision.warnings, audit_annotations: decision.audit_annotations, patch: decision.patch }
+            Verdict::Pass {
+                warnings: decision.warnings,
+                audit_annotations: decision.audit_annotations,
+                patch: decision.patch,
+            }
         } else {
-            let message = decision.message.filter(|m| !m.is_empty()).unwrap_or_else(|| "denied (the module gave no reason)".into());
+            let message = decision
+                .message
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "denied (the module gave no reason)".into());
             Verdict::Violation { message, code: decision.code, warnings: decision.warnings }
         }
     }
@@ -287,7 +298,11 @@ impl PolicySet {
 
     /// [`PolicySet::review_with`], also saying what each policy that judged
     /// the request concluded and how long it took (for metrics and logs).
-    pub fn review_traced(&self, review: &[u8], mode: Mode) -> Result<(AdmissionResponse, Vec<PolicyTrace>), ReviewError> {
+    pub fn review_traced(
+        &self,
+        review: &[u8],
+        mode: Mode,
+    ) -> Result<(AdmissionResponse, Vec<PolicyTrace>), ReviewError> {
         let review = Review::parse(review)?;
         let mut traces = Vec::new();
         let mut request = CelRequest::new(review.request, &self.cel_reads);
@@ -307,7 +322,11 @@ impl PolicySet {
                     Err(cause) => verdict = Verdict::Failure { cause },
                 }
             }
-            traces.push(PolicyTrace { policy: policy.name.clone(), elapsed: started.elapsed(), outcome: (&verdict).into() });
+            traces.push(PolicyTrace {
+                policy: policy.name.clone(),
+                elapsed: started.elapsed(),
+                outcome: (&verdict).into(),
+            });
             results.push(policy.result(verdict));
         }
         Ok((combine(&review.facts.uid, &results, &patch), traces))
@@ -361,10 +380,18 @@ fn load_policy(
     }
     .expect("JSON values serialise");
     if let Some(module) = &module {
-        check_settings(module, &settings, spec.timeout_ms)
-            .map_err(|message| LoadError::Settings { policy: name.clone(), path: path.to_path_buf(), message })?;
+        check_settings(module, &settings, spec.timeout_ms).map_err(|message| LoadError::Settings {
+            policy: name.clone(),
+            path: path.to_path_buf(),
+            message,
+        })?;
     }
-    let cel_error = |rule: String, message: String| LoadError::Cel { policy: name.clone(), path: path.to_path_buf(), rule, message };
+    let cel_error = |rule: String, message: String| LoadError::Cel {
+        policy: name.clone(),
+        path: path.to_path_buf(),
+        rule,
+        message,
+    };
     let conditions = spec
         .match_conditions
         .iter()
@@ -455,8 +482,8 @@ fn compile(sandbox: &Sandbox, path: &Path, policy: &str, source: &ModuleSource) 
             (format!("builtin:{name}"), Cow::Borrowed(bytes))
         }
         ModuleSource::File(file) => {
-            let bytes = std::fs::read(file)
-                .map_err(|e| module_error(format!("cannot read module {}: {e}", file.display())))?;
+            let bytes =
+                std::fs::read(file).map_err(|e| module_error(format!("cannot read module {}: {e}", file.display())))?;
             (file.display().to_string(), Cow::Owned(bytes))
         }
     };

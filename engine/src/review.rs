@@ -95,7 +95,9 @@ impl RequestFacts<'_> {
     /// are not strings, invalid escapes): matching then fails closed.
     pub fn labels(&self) -> Option<BTreeMap<String, String>> {
         match self.object.filter(|o| o.get() != "null").or(self.old_object) {
-            Some(raw) => serde_json::from_str::<LabelsOnly>(raw.get()).ok().map(|o| o.metadata.labels.unwrap_or_default()),
+            Some(raw) => {
+                serde_json::from_str::<LabelsOnly>(raw.get()).ok().map(|o| o.metadata.labels.unwrap_or_default())
+            }
             None => Some(BTreeMap::new()),
         }
     }

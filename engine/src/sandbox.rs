@@ -172,7 +172,8 @@ fn check_abi(module: &Module) -> Result<(), String> {
         let Some(ExternType::Func(func)) = module.get_export(name) else {
             return Err(format!("it does not export the function `{name}` that ABI v1 requires"));
         };
-        let same = |a: &[ValType], b: Vec<ValType>| a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| ValType::eq(x, y));
+        let same =
+            |a: &[ValType], b: Vec<ValType>| a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| ValType::eq(x, y));
         if !same(params, func.params().collect()) || !same(results, func.results().collect()) {
             return Err(format!(
                 "its export `{name}` has type {func}, but ABI v1 requires ({}) -> ({})",
@@ -229,7 +230,8 @@ impl GuestModule {
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(timeout_ms);
         store.epoch_deadline_trap();
-        let limits = CallLimits { timeout_ms, memory_limit: config.memory_limit_bytes, output_limit: config.output_limit_bytes };
+        let limits =
+            CallLimits { timeout_ms, memory_limit: config.memory_limit_bytes, output_limit: config.output_limit_bytes };
         let instance = match self.pre.instantiate(&mut store) {
             Ok(instance) => instance,
             Err(e) => {
@@ -265,7 +267,9 @@ impl CallLimits {
         if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
             return GuestError::MemoryLimit(self.memory_limit >> 20);
         }
-        let trap = e.downcast_ref::<Trap>().map_or_else(|| text.lines().next().unwrap_or_default().to_string(), ToString::to_string);
+        let trap = e
+            .downcast_ref::<Trap>()
+            .map_or_else(|| text.lines().next().unwrap_or_default().to_string(), ToString::to_string);
         // What the guest printed (a panic message), on one line and short:
         // it ends up in a message for the person running kubectl.
         let console = String::from_utf8_lossy(&store.data().console);

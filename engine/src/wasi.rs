@@ -61,9 +61,8 @@ pub(crate) fn define_shim(linker: &mut Linker<GuestState>) -> wasmtime::Result<(
         MODULE,
         "clock_time_get",
         |mut caller: Caller<'_, GuestState>, _id: i32, _precision: i64, out: i32| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
             write_bytes(&mut caller, out, &now.to_le_bytes())
         },
     )?;
@@ -117,10 +116,8 @@ fn random_get(mut caller: Caller<'_, GuestState>, buf: i32, len: i32) -> i32 {
         return ERRNO_INVAL;
     }
     let seed = RandomState::new();
-    let bytes: Vec<u8> = (0..len as u64 / 8 + 1)
-        .flat_map(|i| seed.hash_one(i).to_le_bytes())
-        .take(len as usize)
-        .collect();
+    let bytes: Vec<u8> =
+        (0..len as u64 / 8 + 1).flat_map(|i| seed.hash_one(i).to_le_bytes()).take(len as usize).collect();
     write_bytes(&mut caller, buf, &bytes)
 }
 

@@ -4,15 +4,19 @@
 mod support;
 
 use egate_engine::AdmissionResponse;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use support::{denial, judge, load};
 
 #[test]
 fn privileged_denies_only_the_new_privileged_container() {
     let set = load("privileged", Value::Null).unwrap();
-    let response = judge(&set, json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"privileged": true}}));
+    let response =
+        judge(&set, json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"privileged": true}}));
     let message = denial(&response);
-    assert!(message.starts_with(r#"test-privileged: ephemeral container "dbg" sets securityContext.privileged: true"#), "{message}");
+    assert!(
+        message.starts_with(r#"test-privileged: ephemeral container "dbg" sets securityContext.privileged: true"#),
+        "{message}"
+    );
     assert_eq!(response.status.as_ref().unwrap().code, 403);
     // The earlier privileged container "old" is not judged again.
     assert!(judge(&set, json!({"name": "dbg", "image": "busybox:1.36"})).allowed);
@@ -91,6 +95,7 @@ fn a_built_in_module_also_works_on_its_own() {
     let mut by_path = support::manifest("privileged", Value::Null);
     by_path["spec"]["module"] = json!(module.canonicalize().unwrap().to_str().unwrap());
     let set = support::load_manifests(&[by_path]).unwrap();
-    let response = judge(&set, json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"privileged": true}}));
+    let response =
+        judge(&set, json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"privileged": true}}));
     assert!(denial(&response).contains("securityContext.privileged: true"));
 }

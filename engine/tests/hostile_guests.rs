@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use egate_engine::{LoadError, PolicySet, Sandbox, SandboxConfig};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// A module speaking ABI v1 whose `egate_validate_settings` and
 /// `egate_evaluate` bodies are given. Memory holds a settings verdict at 0
@@ -210,7 +210,12 @@ fn a_trap_in_egate_alloc_is_a_failure() {
     let broken_alloc = guest(VALID, ALLOW).replace("    global.get $next\n    local.set $p", "    unreachable");
     // Settings are written through egate_alloc too: the load itself fails, naming the policy.
     let err = f.load("bad-alloc", &broken_alloc, "").err().unwrap().to_string();
-    assert!(err.contains(r#"policy "bad-alloc""#) && err.contains("failed while checking them") && err.contains("unreachable"), "{err}");
+    assert!(
+        err.contains(r#"policy "bad-alloc""#)
+            && err.contains("failed while checking them")
+            && err.contains("unreachable"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -252,6 +257,7 @@ fn a_pinned_digest_must_match() {
     };
     assert!(f.load("pinned", &guest(VALID, ALLOW), &format!("  moduleDigest: \"{actual}\"\n")).is_ok());
     let wrong = format!("sha256:{}", "0".repeat(64));
-    let err = f.load("pinned", &guest(VALID, ALLOW), &format!("  moduleDigest: \"{wrong}\"\n")).err().unwrap().to_string();
+    let err =
+        f.load("pinned", &guest(VALID, ALLOW), &format!("  moduleDigest: \"{wrong}\"\n")).err().unwrap().to_string();
     assert!(err.contains(&actual) && err.contains(&wrong), "both digests are named: {err}");
 }

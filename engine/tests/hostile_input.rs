@@ -4,12 +4,24 @@
 mod support;
 
 use egate_engine::PolicySet;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use support::{debug_review_of, load_manifests, manifest, web_pod};
 
 fn every_builtin() -> PolicySet {
-    let modules = ["privileged", "capabilities", "images", "target", "run-as-non-root", "privilege-escalation",
-                   "namespaces", "max-count", "volume-mounts", "env-secrets", "pod-security", "audit"];
+    let modules = [
+        "privileged",
+        "capabilities",
+        "images",
+        "target",
+        "run-as-non-root",
+        "privilege-escalation",
+        "namespaces",
+        "max-count",
+        "volume-mounts",
+        "env-secrets",
+        "pod-security",
+        "audit",
+    ];
     let mut manifests: Vec<Value> = modules.iter().map(|m| manifest(m, Value::Null)).collect();
     // pod-security also judges plain pods.
     manifests[10]["spec"]["match"]["resources"] = json!(["pods", "pods/ephemeralcontainers"]);
@@ -51,10 +63,14 @@ fn malformed_reviews_are_clear_errors() {
 #[test]
 fn objects_of_the_wrong_shape_are_policy_failures_not_crashes() {
     let set = every_builtin();
-    let mut review: Value = serde_json::from_slice(&debug_review_of(&web_pod(), json!({"name": "dbg"}), "alice", &[])).unwrap();
+    let mut review: Value =
+        serde_json::from_slice(&debug_review_of(&web_pod(), json!({"name": "dbg"}), "alice", &[])).unwrap();
     review["request"]["object"]["spec"]["ephemeralContainers"] = json!("not a list");
     let got = outcome(&set, &serde_json::to_vec(&review).unwrap());
-    assert!(got.starts_with("denied: ") && got.contains("the policy failed") && got.contains("could not decide"), "{got}");
+    assert!(
+        got.starts_with("denied: ") && got.contains("the policy failed") && got.contains("could not decide"),
+        "{got}"
+    );
 }
 
 #[test]
@@ -62,7 +78,8 @@ fn huge_and_deep_inputs_get_a_decision_or_an_error() {
     let set = every_builtin();
     // 10,000 containers in the pod.
     let mut pod = web_pod();
-    pod["spec"]["containers"] = Value::Array((0..10_000).map(|i| json!({"name": format!("c{i}"), "image": "nginx:1.27"})).collect());
+    pod["spec"]["containers"] =
+        Value::Array((0..10_000).map(|i| json!({"name": format!("c{i}"), "image": "nginx:1.27"})).collect());
     let got = outcome(&set, &debug_review_of(&pod, json!({"name": "dbg", "image": "busybox:1.36"}), "alice", &[]));
     assert!(got.starts_with("allowed") || got.starts_with("denied: "), "{got}");
 
@@ -75,7 +92,9 @@ fn huge_and_deep_inputs_get_a_decision_or_an_error() {
     // Nesting 10,000 deep inside the labels: the host skips it unparsed;
     // guests that read labels refuse it, each a clean failure of its policy.
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let text = String::from_utf8(debug_review_of(&web_pod(), json!({"name": "dbg", "image": "busybox:1.36"}), "alice", &[])).unwrap();
+    let text =
+        String::from_utf8(debug_review_of(&web_pod(), json!({"name": "dbg", "image": "busybox:1.36"}), "alice", &[]))
+            .unwrap();
     let text = text.replacen(r#""labels":{"#, &format!(r#""labels":{{"deep":{deep},"#), 1);
     let got = outcome(&set, text.as_bytes());
     assert!(got.starts_with("error: ") || got.contains("the policy failed"), "{got}");

@@ -4,7 +4,7 @@
 mod support;
 
 use egate_engine::Mode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use support::{
     cel_manifest, debug_review, debug_review_of, denial, fixed_decision_guest, load_manifests, manifest,
     patched_object, wasm_manifest, web_pod,
@@ -85,7 +85,10 @@ fn match_conditions_gate_the_policy_and_their_errors_follow_failure_policy() {
     };
     let failing = load_manifests(&[broken("Fail")]).unwrap();
     let message = denial(&failing.review(&debug_review(plain_debug())).unwrap()).to_string();
-    assert!(message.starts_with(r#"broken: the policy failed (matchCondition "labels" could not be evaluated"#), "{message}");
+    assert!(
+        message.starts_with(r#"broken: the policy failed (matchCondition "labels" could not be evaluated"#),
+        "{message}"
+    );
     let ignoring = load_manifests(&[broken("Ignore")]).unwrap();
     let response = ignoring.review(&debug_review(plain_debug())).unwrap();
     assert!(response.allowed && response.warnings[0].contains("failurePolicy Ignore"), "{response:?}");
@@ -97,8 +100,11 @@ fn cel_errors_at_load_name_the_policy_the_rule_and_the_position() {
     let err = load_manifests(&[syntax]).err().unwrap().to_string();
     assert!(err.contains(r#"policy "typo""#) && err.contains("validations[0].expression: at 1:"), "{err}");
 
-    let unknown = cel_manifest("unknown", json!({"matchConditions": [{"name": "c", "expression": "pod.spec.hostPID"}],
-                                                 "validations": [{"expression": "true"}]}));
+    let unknown = cel_manifest(
+        "unknown",
+        json!({"matchConditions": [{"name": "c", "expression": "pod.spec.hostPID"}],
+                                                 "validations": [{"expression": "true"}]}),
+    );
     let err = load_manifests(&[unknown]).err().unwrap().to_string();
     assert!(err.contains(r#"matchConditions "c": at 1:0: unknown variable `pod`"#), "{err}");
 }
@@ -121,7 +127,10 @@ fn selectors_and_subjects_choose_requests() {
 #[test]
 fn many_policies_combine_into_one_response() {
     let cel = |name: &str, action: &str, expression: &str, message: &str| {
-        cel_manifest(name, json!({"failureAction": action, "validations": [{"expression": expression, "message": message}]}))
+        cel_manifest(
+            name,
+            json!({"failureAction": action, "validations": [{"expression": expression, "message": message}]}),
+        )
     };
     let builtin = |module: &str, name: &str, action: &str| {
         let mut m = manifest(module, Value::Null);
@@ -129,33 +138,42 @@ fn many_policies_combine_into_one_response() {
         m["spec"]["failureAction"] = json!(action);
         m
     };
-    let set = load_manifests(&[
-        builtin("privileged", "enforce-privileged", "Enforce"),
-        builtin("privileged", "audit-privileged", "Audit"),
-        builtin("privileged", "warn-privileged", "Warn"),
-        builtin("capabilities", "caps", "Enforce"),
-        builtin("images", "images", "Enforce"),
-        builtin("audit", "who-debugs", "Audit"),
-        cel("cel-enforce", "Enforce", "!object.spec.ephemeralContainers.exists(c, has(c.securityContext) && c.securityContext.privileged)", "privileged containers are refused by CEL too"),
-        cel("cel-audit", "Audit", "request.userInfo.username == 'root'", "only root may debug unnoticed"),
-        cel("cel-warn", "Warn", "request.namespace != 'shop'", "debugging in shop is discouraged"),
-        cel("cel-pass", "Enforce", AT_MOST_TWO, "unused"),
-        cel("cel-other-namespace", "Enforce", "false", "never shown"),
-        cel("cel-passes-too", "Warn", "true", "never shown"),
-    ]
-    .map(|mut m| {
-        if m["metadata"]["name"] == "cel-other-namespace" {
-            m["spec"]["match"]["namespaces"] = json!(["kube-*"]);
-        }
-        m
-    }))
+    let set = load_manifests(
+        &[
+            builtin("privileged", "enforce-privileged", "Enforce"),
+            builtin("privileged", "audit-privileged", "Audit"),
+            builtin("privileged", "warn-privileged", "Warn"),
+            builtin("capabilities", "caps", "Enforce"),
+            builtin("images", "images", "Enforce"),
+            builtin("audit", "who-debugs", "Audit"),
+            cel(
+                "cel-enforce",
+                "Enforce",
+                "!object.spec.ephemeralContainers.exists(c, has(c.securityContext) && c.securityContext.privileged)",
+                "privileged containers are refused by CEL too",
+            ),
+            cel("cel-audit", "Audit", "request.userInfo.username == 'root'", "only root may debug unnoticed"),
+            cel("cel-warn", "Warn", "request.namespace != 'shop'", "debugging in shop is discouraged"),
+            cel("cel-pass", "Enforce", AT_MOST_TWO, "unused"),
+            cel("cel-other-namespace", "Enforce", "false", "never shown"),
+            cel("cel-passes-too", "Warn", "true", "never shown"),
+        ]
+        .map(|mut m| {
+            if m["metadata"]["name"] == "cel-other-namespace" {
+                m["spec"]["match"]["namespaces"] = json!(["kube-*"]);
+            }
+            m
+        }),
+    )
     .unwrap();
     assert_eq!(set.policies().len(), 12);
     let response = set.review(&debug_review(privileged_debug())).unwrap();
     let message = denial(&response);
     let lines: Vec<&str> = message.lines().collect();
     assert_eq!(lines.len(), 2, "{message}");
-    assert!(lines[0].starts_with(r#"enforce-privileged: ephemeral container "dbg" sets securityContext.privileged: true"#));
+    assert!(
+        lines[0].starts_with(r#"enforce-privileged: ephemeral container "dbg" sets securityContext.privileged: true"#)
+    );
     assert_eq!(lines[1], "cel-enforce: privileged containers are refused by CEL too");
     assert_eq!(response.status.as_ref().unwrap().code, 403);
     assert!(response.audit_annotations["audit-privileged"].contains("privileged: true"));
@@ -174,7 +192,8 @@ fn patcher(dir: &std::path::Path, name: &str, patch: Value) -> Value {
 #[test]
 fn validating_policies_judge_the_object_as_mutated_and_modes_split_the_set() {
     let dir = tempfile::tempdir().unwrap();
-    let labeller = patcher(dir.path(), "labeller", json!([{"op": "add", "path": "/metadata/labels/debugged", "value": "yes"}]));
+    let labeller =
+        patcher(dir.path(), "labeller", json!([{"op": "add", "path": "/metadata/labels/debugged", "value": "yes"}]));
     // Listed first, but validating: it runs after the mutation and sees it.
     let wants_label = cel_manifest(
         "wants-label",
@@ -202,7 +221,10 @@ fn a_patch_that_does_not_apply_is_a_failure_of_its_policy() {
     let bad = patcher(dir.path(), "bad-patch", json!([{"op": "remove", "path": "/metadata/nothing/here"}]));
     let set = load_manifests(&[bad]).unwrap();
     let message = denial(&set.review(&debug_review(plain_debug())).unwrap()).to_string();
-    assert!(message.starts_with("bad-patch: the policy failed (module returned a patch that does not apply"), "{message}");
+    assert!(
+        message.starts_with("bad-patch: the policy failed (module returned a patch that does not apply"),
+        "{message}"
+    );
 }
 
 /// A small deterministic generator, so the property test is repeatable.

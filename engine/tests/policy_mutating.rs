@@ -8,7 +8,7 @@ mod support;
 use std::path::PathBuf;
 
 use egate_engine::{AdmissionResponse, PolicySet};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use support::{debug_review, debug_review_of, judge, load, load_manifests, manifest, patched_object, web_pod};
 
 /// A `manifest` for `builtin:MODULE` with `mutating: true`.
@@ -44,7 +44,8 @@ fn shipped(name: &str) -> PathBuf {
 #[test]
 fn harden_patches_a_bare_debug_container() {
     let set = load_manifests(&[mutating("harden", json!({}))]).unwrap();
-    let (response, debug) = patched_debug(&set, json!({"name": "dbg", "image": "busybox:1.36", "targetContainerName": "app"}));
+    let (response, debug) =
+        patched_debug(&set, json!({"name": "dbg", "image": "busybox:1.36", "targetContainerName": "app"}));
     assert_eq!(
         debug,
         json!({"name": "dbg", "image": "busybox:1.36", "targetContainerName": "app",
@@ -94,7 +95,8 @@ fn harden_does_not_make_a_privileged_debug_container_invalid() {
     // allowPrivilegeEscalation: false next to privileged: true is refused by
     // the API server's validation, which runs after mutating webhooks.
     let set = load_manifests(&[mutating("harden", json!({}))]).unwrap();
-    let (_, debug) = patched_debug(&set, json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"privileged": true}}));
+    let (_, debug) =
+        patched_debug(&set, json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"privileged": true}}));
     assert_eq!(
         debug["securityContext"],
         json!({"privileged": true, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}})
@@ -117,7 +119,8 @@ fn a_patch_from_a_policy_not_marked_mutating_is_a_failure() {
 
 #[test]
 fn image_mirror_rewrites_docker_hub_and_leaves_other_registries() {
-    let set = load_manifests(&[mutating("image-mirror", json!({"mirrors": {"docker.io": "mirror.example.com/hub"}}))]).unwrap();
+    let set = load_manifests(&[mutating("image-mirror", json!({"mirrors": {"docker.io": "mirror.example.com/hub"}}))])
+        .unwrap();
     let (response, debug) = patched_debug(&set, json!({"name": "dbg", "image": "busybox:1.36"}));
     assert_eq!(debug["image"], "mirror.example.com/hub/library/busybox:1.36");
     assert_eq!(
@@ -135,10 +138,11 @@ fn image_mirror_rewrites_docker_hub_and_leaves_other_registries() {
 
 #[test]
 fn image_mirror_refuses_a_mirror_with_a_scheme() {
-    let err = load_manifests(&[mutating("image-mirror", json!({"mirrors": {"docker.io": "https://mirror.example.com"}}))])
-        .err()
-        .unwrap()
-        .to_string();
+    let err =
+        load_manifests(&[mutating("image-mirror", json!({"mirrors": {"docker.io": "https://mirror.example.com"}}))])
+            .err()
+            .unwrap()
+            .to_string();
     assert!(err.contains("image references have no scheme"), "{err}");
 }
 
@@ -186,7 +190,8 @@ fn harden_and_image_mirror_combine_into_one_patch() {
 
 #[test]
 fn the_shipped_manifests_load_with_their_defaults() {
-    let set = PolicySet::load(&support::sandbox(), &[shipped("harden"), shipped("image-mirror"), shipped("audit")]).unwrap();
+    let set =
+        PolicySet::load(&support::sandbox(), &[shipped("harden"), shipped("image-mirror"), shipped("audit")]).unwrap();
     let names: Vec<&str> = set.policies().iter().map(|p| p.name()).collect();
     assert_eq!(names, ["harden", "image-mirror", "audit"]);
     let review = debug_review(json!({"name": "dbg", "image": "busybox:1.36"}));

@@ -8,7 +8,7 @@ mod support;
 use std::path::PathBuf;
 
 use egate_engine::{AdmissionResponse, PolicySet};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use support::{debug_review_of, denial, judge, load, web_pod};
 
 /// The policies of this file, by directory name under policies/.
@@ -99,14 +99,16 @@ fn run_as_non_root_container_or_pod_value() {
     let mut pod = web_pod();
     pod["spec"]["securityContext"] = json!({"runAsNonRoot": true});
     assert!(judge_as(&set, &pod, busybox(), "alice", &[]).allowed);
-    let message = denial(&judge_as(&set, &pod, with_security_context(json!({"runAsNonRoot": false})), "alice", &[])).to_string();
+    let message =
+        denial(&judge_as(&set, &pod, with_security_context(json!({"runAsNonRoot": false})), "alice", &[])).to_string();
     assert!(message.contains(r#""dbg" sets securityContext.runAsNonRoot: false"#), "{message}");
 }
 
 #[test]
 fn run_as_non_root_denies_uid_zero() {
     let set = load("run-as-non-root", Value::Null).unwrap();
-    let message = denial(&judge(&set, with_security_context(json!({"runAsNonRoot": true, "runAsUser": 0})))).to_string();
+    let message =
+        denial(&judge(&set, with_security_context(json!({"runAsNonRoot": true, "runAsUser": 0})))).to_string();
     assert!(message.contains(r#""dbg" runs as root (securityContext.runAsUser: 0)"#), "{message}");
     assert!(judge(&set, with_security_context(json!({"runAsNonRoot": true, "runAsUser": 1000}))).allowed);
     let err = load_error("run-as-non-root", json!({"strict": true}));
@@ -160,7 +162,10 @@ fn namespaces_break_glass_groups() {
     let response = judge_as(&set, &web_pod(), busybox(), "alice", &["sre"]);
     assert!(response.allowed);
     assert_eq!(response.warnings.len(), 1, "{response:?}");
-    assert!(response.warnings[0].starts_with(r#"test-namespaces: user "alice" used break-glass group "sre""#), "{response:?}");
+    assert!(
+        response.warnings[0].starts_with(r#"test-namespaces: user "alice" used break-glass group "sre""#),
+        "{response:?}"
+    );
     assert!(response.audit_annotations["test-namespaces.break-glass"].contains(r#"namespace "shop""#), "{response:?}");
 
     let err = load_error("namespaces", json!({"deniedNamespaces": [""]}));

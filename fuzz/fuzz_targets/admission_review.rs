@@ -6,10 +6,10 @@
 
 use std::sync::OnceLock;
 
+use egate_engine::AdmissionResponse;
 use egate_engine::manifest::{LabelOperator, LabelRequirement, LabelSelector, ResourceFilter, Subjects};
 use egate_engine::matching::Matcher;
 use egate_engine::review::Review;
-use egate_engine::AdmissionResponse;
 use libfuzzer_sys::fuzz_target;
 
 /// A matcher that reads every routing fact: resource, operation,
@@ -23,7 +23,11 @@ fn matcher() -> &'static Matcher {
             namespaces: vec!["*".into()],
             selector: Some(LabelSelector {
                 match_labels: Default::default(),
-                match_expressions: vec![LabelRequirement { key: "tier".into(), operator: LabelOperator::NotIn, values: vec!["db".into()] }],
+                match_expressions: vec![LabelRequirement {
+                    key: "tier".into(),
+                    operator: LabelOperator::NotIn,
+                    values: vec!["db".into()],
+                }],
             }),
             subjects: None,
         };

@@ -11,8 +11,8 @@
 
 use std::sync::OnceLock;
 
-use egate_engine::review::Review;
 use egate_engine::PolicySet;
+use egate_engine::review::Review;
 use libfuzzer_sys::fuzz_target;
 
 const CEL_POLICY: &str = r#"

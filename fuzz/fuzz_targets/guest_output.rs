@@ -9,7 +9,7 @@
 #![no_main]
 
 use base64::Engine as _;
-use egate_engine::decision::{combine, GuestDecision, PolicyResult, Verdict};
+use egate_engine::decision::{GuestDecision, PolicyResult, Verdict, combine};
 use egate_engine::manifest::{FailureAction, FailurePolicy};
 use libfuzzer_sys::fuzz_target;
 
@@ -25,9 +25,14 @@ fn verdict(decision: GuestDecision, mutating: bool) -> Verdict {
         return Verdict::Failure { cause: "module returned a patch, but the policy is not `mutating: true`".into() };
     }
     if decision.allowed {
-        Verdict::Pass { warnings: decision.warnings, audit_annotations: decision.audit_annotations, patch: decision.patch }
+        Verdict::Pass {
+            warnings: decision.warnings,
+            audit_annotations: decision.audit_annotations,
+            patch: decision.patch,
+        }
     } else {
-        let message = decision.message.filter(|m| !m.is_empty()).unwrap_or_else(|| "denied (the module gave no reason)".into());
+        let message =
+            decision.message.filter(|m| !m.is_empty()).unwrap_or_else(|| "denied (the module gave no reason)".into());
         Verdict::Violation { message, code: decision.code, warnings: decision.warnings }
     }
 }
@@ -76,7 +81,10 @@ fn check_one(result: &PolicyResult) {
         Verdict::Pass { .. } => false,
     };
     if must_warn {
-        assert!(response.warnings.len() > guest_warnings, "the violation or failure was not reported: {result:?} gave {response:?}");
+        assert!(
+            response.warnings.len() > guest_warnings,
+            "the violation or failure was not reported: {result:?} gave {response:?}"
+        );
     }
     for key in response.audit_annotations.keys() {
         assert!(key == "fuzz" || key.starts_with("fuzz."), "an audit annotation key does not name the policy: {key:?}");

@@ -19,7 +19,7 @@ use arbitrary::Arbitrary;
 use base64::Engine as _;
 use egate_engine::PolicySet;
 use libfuzzer_sys::fuzz_target;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 const MUTATING: &str = r#"
 apiVersion: egate.dev/v1
@@ -62,8 +62,26 @@ fn policies() -> &'static PolicySet {
 
 /// Keys that paths and objects share, so that paths often exist.
 const KEYS: [&str; 20] = [
-    "metadata", "spec", "ephemeralContainers", "containers", "labels", "name", "image", "securityContext",
-    "privileged", "a", "b", "", "~", "/", "~0", "~1", "0", "1", "-", "01",
+    "metadata",
+    "spec",
+    "ephemeralContainers",
+    "containers",
+    "labels",
+    "name",
+    "image",
+    "securityContext",
+    "privileged",
+    "a",
+    "b",
+    "",
+    "~",
+    "/",
+    "~0",
+    "~1",
+    "0",
+    "1",
+    "-",
+    "01",
 ];
 
 #[derive(Arbitrary, Debug)]
@@ -158,7 +176,13 @@ enum OpName {
 #[derive(Arbitrary, Debug)]
 enum Op {
     /// An object with `op`, and each member possibly missing.
-    Operation { op: Option<OpName>, path: Option<Pointer>, from: Option<Pointer>, value: Option<Json>, extra: Option<(Key, Json)> },
+    Operation {
+        op: Option<OpName>,
+        path: Option<Pointer>,
+        from: Option<Pointer>,
+        value: Option<Json>,
+        extra: Option<(Key, Json)>,
+    },
     /// Anything else where an operation should be.
     Other(Json),
 }

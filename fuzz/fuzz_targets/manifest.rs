@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use egate_engine::manifest::{parse_manifests, API_VERSION};
+use egate_engine::manifest::{API_VERSION, parse_manifests};
 use egate_engine::matching::Matcher;
 use egate_engine::review::Review;
 use libfuzzer_sys::fuzz_target;

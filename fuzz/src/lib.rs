@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use egate_engine::{builtin, PolicySet, Sandbox, SandboxConfig};
+use egate_engine::{PolicySet, Sandbox, SandboxConfig, builtin};
 
 /// The repository root (fuzz/..).
 pub fn repo_root() -> PathBuf {
@@ -127,5 +127,7 @@ pub fn echo_review(decision: &str, object: &str) -> Vec<u8> {
 /// Whether every line of a denial message names one of `policies`
 /// (`NAME: ...`), as `egate_engine::decision::combine` promises.
 pub fn lines_name_a_policy(message: &str, policies: &[&str]) -> bool {
-    message.split('\n').all(|line| policies.iter().any(|p| line.strip_prefix(p).is_some_and(|rest| rest.starts_with(": "))))
+    message
+        .split('\n')
+        .all(|line| policies.iter().any(|p| line.strip_prefix(p).is_some_and(|rest| rest.starts_with(": "))))
 }

@@ -6,16 +6,32 @@
 //! The module speaks ABI v1; its settings are `{"policy": NAME, "settings":
 //! SETTINGS}`, which the host writes when it resolves `builtin:NAME`.
 
-use egate_guest::abi::{self, BundledSettings};
 use egate_guest::Decision;
+use egate_guest::abi::{self, BundledSettings};
 
 /// The names of the bundled policies.
-pub const POLICIES: [&str; 14] = ["audit", "capabilities", "env-secrets", "harden", "image-mirror", "images", "max-count", "namespaces", "pod-security", "privilege-escalation", "privileged", "run-as-non-root", "target", "volume-mounts"];
+pub const POLICIES: [&str; 14] = [
+    "audit",
+    "capabilities",
+    "env-secrets",
+    "harden",
+    "image-mirror",
+    "images",
+    "max-count",
+    "namespaces",
+    "pod-security",
+    "privilege-escalation",
+    "privileged",
+    "run-as-non-root",
+    "target",
+    "volume-mounts",
+];
 
 /// `egate_validate_settings` of the named policy.
 pub fn validate_settings(bundled: &[u8]) -> Vec<u8> {
     let Ok(BundledSettings { policy, settings }) = BundledSettings::parse(bundled) else {
-        return br#"{"valid":false,"message":"the built-in library expects {\"policy\": NAME, \"settings\": ...}"}"#.to_vec();
+        return br#"{"valid":false,"message":"the built-in library expects {\"policy\": NAME, \"settings\": ...}"}"#
+            .to_vec();
     };
     let settings = settings.get().as_bytes();
     match policy.as_ref() {

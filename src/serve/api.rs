@@ -6,17 +6,17 @@
 //! once than there are workers, whatever the number of connections. Each
 //! request has a deadline covering body, queue and judging.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use egate_engine::review::Review;
 use egate_engine::{AdmissionResponse, Mode, Outcome, PolicySet};
 use tokio::sync::Semaphore;
@@ -222,7 +222,9 @@ async fn judge(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Result<Judge
     });
     match task.await {
         Ok(result) => result,
-        Err(error) => Err(Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the review failed: {error}"))),
+        Err(error) => {
+            Err(Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the review failed: {error}")))
+        }
     }
 }
 

@@ -129,36 +129,95 @@ impl Metrics {
     pub fn render(&self) -> String {
         let inner = self.inner();
         let mut out = String::new();
-        header(&mut out, "egate_admission_requests_total", "counter", "AdmissionReview requests answered, by endpoint and decision (allowed, denied, mutated, or the fault: bad_request, too_large, timeout, unavailable, internal).");
+        header(
+            &mut out,
+            "egate_admission_requests_total",
+            "counter",
+            "AdmissionReview requests answered, by endpoint and decision (allowed, denied, mutated, or the fault: bad_request, too_large, timeout, unavailable, internal).",
+        );
         for ((endpoint, decision), count) in &inner.requests {
-            let _ = writeln!(out, "egate_admission_requests_total{{endpoint=\"{endpoint}\",decision=\"{decision}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "egate_admission_requests_total{{endpoint=\"{endpoint}\",decision=\"{decision}\"}} {count}"
+            );
         }
-        header(&mut out, "egate_admission_requests_in_flight", "gauge", "Admission requests being read, queued or judged.");
+        header(
+            &mut out,
+            "egate_admission_requests_in_flight",
+            "gauge",
+            "Admission requests being read, queued or judged.",
+        );
         let _ = writeln!(out, "egate_admission_requests_in_flight {}", self.in_flight.load(Ordering::Relaxed));
-        header(&mut out, "egate_review_duration_seconds", "histogram", "Time the engine spent judging one AdmissionReview (every matching policy), by endpoint.");
+        header(
+            &mut out,
+            "egate_review_duration_seconds",
+            "histogram",
+            "Time the engine spent judging one AdmissionReview (every matching policy), by endpoint.",
+        );
         for (endpoint, histogram) in &inner.review_seconds {
             render_histogram(&mut out, "egate_review_duration_seconds", &format!("endpoint=\"{endpoint}\""), histogram);
         }
-        header(&mut out, "egate_request_duration_seconds", "histogram", "Time from request headers to response: body read, queueing for a worker and judging, by endpoint.");
+        header(
+            &mut out,
+            "egate_request_duration_seconds",
+            "histogram",
+            "Time from request headers to response: body read, queueing for a worker and judging, by endpoint.",
+        );
         for (endpoint, histogram) in &inner.request_seconds {
-            render_histogram(&mut out, "egate_request_duration_seconds", &format!("endpoint=\"{endpoint}\""), histogram);
+            render_histogram(
+                &mut out,
+                "egate_request_duration_seconds",
+                &format!("endpoint=\"{endpoint}\""),
+                histogram,
+            );
         }
-        header(&mut out, "egate_policy_evaluation_duration_seconds", "histogram", "Time one policy took to judge one request (matchConditions, module, CEL rules, patch), by policy.");
+        header(
+            &mut out,
+            "egate_policy_evaluation_duration_seconds",
+            "histogram",
+            "Time one policy took to judge one request (matchConditions, module, CEL rules, patch), by policy.",
+        );
         for (policy, histogram) in &inner.policy_seconds {
-            render_histogram(&mut out, "egate_policy_evaluation_duration_seconds", &format!("policy=\"{}\"", escape(policy)), histogram);
+            render_histogram(
+                &mut out,
+                "egate_policy_evaluation_duration_seconds",
+                &format!("policy=\"{}\"", escape(policy)),
+                histogram,
+            );
         }
-        header(&mut out, "egate_policy_failures_total", "counter", "Policies that could not decide (decided by their failurePolicy), by policy and cause.");
+        header(
+            &mut out,
+            "egate_policy_failures_total",
+            "counter",
+            "Policies that could not decide (decided by their failurePolicy), by policy and cause.",
+        );
         for ((policy, cause), count) in &inner.policy_failures {
-            let _ = writeln!(out, "egate_policy_failures_total{{policy=\"{}\",cause=\"{cause}\"}} {count}", escape(policy));
+            let _ =
+                writeln!(out, "egate_policy_failures_total{{policy=\"{}\",cause=\"{cause}\"}} {count}", escape(policy));
         }
-        header(&mut out, "egate_reloads_total", "counter", "Reloads of the policy set and of the TLS certificate, by result.");
+        header(
+            &mut out,
+            "egate_reloads_total",
+            "counter",
+            "Reloads of the policy set and of the TLS certificate, by result.",
+        );
         for ((what, result), count) in &inner.reloads {
             let _ = writeln!(out, "egate_reloads_total{{what=\"{what}\",result=\"{result}\"}} {count}");
         }
-        header(&mut out, "egate_policies_loaded", "gauge", "Policies in the set being served (0 until the first load).");
+        header(
+            &mut out,
+            "egate_policies_loaded",
+            "gauge",
+            "Policies in the set being served (0 until the first load).",
+        );
         let _ = writeln!(out, "egate_policies_loaded {}", inner.policies_loaded.unwrap_or(0));
         if let Some(when) = inner.last_policy_load {
-            header(&mut out, "egate_policies_loaded_timestamp_seconds", "gauge", "When the set being served was loaded (Unix time).");
+            header(
+                &mut out,
+                "egate_policies_loaded_timestamp_seconds",
+                "gauge",
+                "When the set being served was loaded (Unix time).",
+            );
             let seconds = when.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
             let _ = writeln!(out, "egate_policies_loaded_timestamp_seconds {seconds:.3}");
         }
@@ -200,10 +259,22 @@ mod tests {
         metrics.policy_reload(Some(3));
         metrics.policy_reload(None);
         let text = metrics.render();
-        assert!(text.contains("egate_admission_requests_total{endpoint=\"validate\",decision=\"denied\"} 2\n"), "{text}");
-        assert!(text.contains("egate_request_duration_seconds_bucket{endpoint=\"validate\",le=\"0.0005\"} 1\n"), "{text}");
-        assert!(text.contains("egate_request_duration_seconds_bucket{endpoint=\"validate\",le=\"0.025\"} 2\n"), "{text}");
-        assert!(text.contains("egate_request_duration_seconds_bucket{endpoint=\"validate\",le=\"+Inf\"} 2\n"), "{text}");
+        assert!(
+            text.contains("egate_admission_requests_total{endpoint=\"validate\",decision=\"denied\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("egate_request_duration_seconds_bucket{endpoint=\"validate\",le=\"0.0005\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("egate_request_duration_seconds_bucket{endpoint=\"validate\",le=\"0.025\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("egate_request_duration_seconds_bucket{endpoint=\"validate\",le=\"+Inf\"} 2\n"),
+            "{text}"
+        );
         assert!(text.contains("egate_review_duration_seconds_count{endpoint=\"validate\"} 1\n"), "{text}");
         assert!(text.contains("egate_policy_failures_total{policy=\"slow\",cause=\"timeout\"} 1\n"), "{text}");
         assert!(text.contains("egate_reloads_total{what=\"policies\",result=\"failure\"} 1\n"), "{text}");

@@ -22,8 +22,8 @@ mod watch;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -36,7 +36,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 
 use api::App;
@@ -204,7 +204,11 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
     };
 
     app.draining.store(true, Ordering::Relaxed);
-    tracing::info!(signal = signal_name, delay_ms = args.shutdown_delay.as_millis() as u64, "shutting down: /readyz now fails");
+    tracing::info!(
+        signal = signal_name,
+        delay_ms = args.shutdown_delay.as_millis() as u64,
+        "shutting down: /readyz now fails"
+    );
     let delay = tokio::time::sleep(args.shutdown_delay);
     tokio::pin!(delay);
     loop {
@@ -268,10 +272,11 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(invalid)?;
         let value: f64 = rest[..digits].parse().map_err(|_| invalid())?;
         rest = &rest[digits..];
-        let (unit, scale) = [("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("ns", 1e-9), ("h", 3600.0), ("m", 60.0), ("s", 1.0)]
-            .into_iter()
-            .find(|(unit, _)| rest.starts_with(unit))
-            .ok_or_else(invalid)?;
+        let (unit, scale) =
+            [("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("ns", 1e-9), ("h", 3600.0), ("m", 60.0), ("s", 1.0)]
+                .into_iter()
+                .find(|(unit, _)| rest.starts_with(unit))
+                .ok_or_else(invalid)?;
         rest = &rest[unit.len()..];
         total += Duration::try_from_secs_f64(value * scale).map_err(|_| invalid())?;
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwapOption;
-use egate_engine::manifest::{read_manifests, ModuleSource};
+use egate_engine::manifest::{ModuleSource, read_manifests};
 use egate_engine::{PolicySet, Sandbox};
 
 use super::metrics::Metrics;
@@ -88,7 +88,8 @@ impl Policies {
             }
             Err(error) => {
                 self.metrics.policy_reload(None);
-                let serving = if self.current.load().is_some() { "the previous set keeps serving" } else { "no set is loaded" };
+                let serving =
+                    if self.current.load().is_some() { "the previous set keeps serving" } else { "no set is loaded" };
                 tracing::error!(reason = why, source = %self.source, error = format!("{error:#}"), "policy set refused: {serving}");
                 Err(error)
             }
@@ -181,8 +182,16 @@ mod tests {
         let manifests = parse_manifests(DEFAULT_SET).expect("policies/default.yaml parses");
         let names: Vec<&str> = manifests.iter().map(|m| m.metadata.name.as_str()).collect();
         for expected in [
-            "images", "privileged", "capabilities", "pod-security", "target", "volume-mounts", "env-secrets", "max-count",
-            "harden", "audit",
+            "images",
+            "privileged",
+            "capabilities",
+            "pod-security",
+            "target",
+            "volume-mounts",
+            "env-secrets",
+            "max-count",
+            "harden",
+            "audit",
         ] {
             assert!(names.contains(&expected), "{expected} missing from {names:?}");
         }

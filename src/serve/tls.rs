@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use arc_swap::ArcSwap;
+use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::ServerConfig;
 
 use super::metrics::Metrics;
 use super::watch::{ChangeDetector, Fingerprint};
@@ -81,7 +81,10 @@ impl CertResolver {
             }
             Err(error) => {
                 metrics.certificate_reload(false);
-                tracing::error!(error = format!("{error:#}"), "TLS certificate not reloaded: the previous one is still served");
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "TLS certificate not reloaded: the previous one is still served"
+                );
             }
         }
     }
@@ -104,17 +107,20 @@ impl CertResolver {
 
 /// The certificate chain and its key, checked to belong together.
 fn read_certified_key(cert_path: &Path, key_path: &Path, provider: &CryptoProvider) -> Result<CertifiedKey> {
-    let pem = std::fs::read(cert_path).with_context(|| format!("cannot read TLS certificate {}", cert_path.display()))?;
+    let pem =
+        std::fs::read(cert_path).with_context(|| format!("cannot read TLS certificate {}", cert_path.display()))?;
     let chain = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("TLS certificate {} is not PEM", cert_path.display()))?;
     if chain.is_empty() {
-        bail!("TLS certificate {} holds no CERTIFICATE block: give a PEM certificate chain, server certificate first", cert_path.display());
+        bail!(
+            "TLS certificate {} holds no CERTIFICATE block: give a PEM certificate chain, server certificate first",
+            cert_path.display()
+        );
     }
     let pem = std::fs::read(key_path).with_context(|| format!("cannot read TLS key {}", key_path.display()))?;
-    let key = PrivateKeyDer::from_pem_slice(&pem).with_context(|| {
-        format!("TLS key {} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)", key_path.display())
-    })?;
+    let key = PrivateKeyDer::from_pem_slice(&pem)
+        .with_context(|| format!("TLS key {} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)", key_path.display()))?;
     CertifiedKey::from_der(chain, key, provider).with_context(|| {
         format!(
             "TLS key {} cannot serve certificate {} (unsupported key, or a key that does not match the certificate)",

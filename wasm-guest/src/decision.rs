@@ -49,11 +49,7 @@ impl Decision {
     /// Allows when `violations` is empty, else denies with every violation,
     /// one per line, so the user can fix them all in one go.
     pub fn from_violations(violations: Vec<String>) -> Self {
-        if violations.is_empty() {
-            Self::allow()
-        } else {
-            Self::deny(violations.join("\n"))
-        }
+        if violations.is_empty() { Self::allow() } else { Self::deny(violations.join("\n")) }
     }
 
     /// The policy could not decide (unreadable request or settings).

@@ -106,7 +106,8 @@ impl fmt::Display for ImageRef {
 /// image lives on Docker Hub, where single names sit under `library/`.
 fn split_registry(name: &str) -> (String, String) {
     if let Some((first, rest)) = name.split_once('/') {
-        let is_registry = first.contains(['.', ':']) || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase());
+        let is_registry =
+            first.contains(['.', ':']) || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase());
         if is_registry {
             let registry = if first == "index.docker.io" { DEFAULT_REGISTRY } else { first };
             let repository = if registry == DEFAULT_REGISTRY && !rest.contains('/') {
@@ -139,14 +140,8 @@ mod tests {
         assert_eq!(norm("localhost:5000/x:1"), "localhost:5000/x:1");
         assert_eq!(norm("localhost/x"), "localhost/x:latest");
         assert_eq!(norm("ghcr.io/org/tools/debug:v2"), "ghcr.io/org/tools/debug:v2");
-        assert_eq!(
-            norm("busybox@sha256:abcd"),
-            "docker.io/library/busybox@sha256:abcd"
-        );
-        assert_eq!(
-            norm("registry.k8s.io:443/pause:3.9@sha256:ef01"),
-            "registry.k8s.io:443/pause:3.9@sha256:ef01"
-        );
+        assert_eq!(norm("busybox@sha256:abcd"), "docker.io/library/busybox@sha256:abcd");
+        assert_eq!(norm("registry.k8s.io:443/pause:3.9@sha256:ef01"), "registry.k8s.io:443/pause:3.9@sha256:ef01");
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub use error::Error;
 pub use glob::glob_match;
 pub use image::ImageRef;
 pub use request::{GroupVersionKind, GroupVersionResource, PodPair, Request, UserInfo};
-pub use settings::{parse_settings as settings_from_json, NoSettings, Settings};
+pub use settings::{NoSettings, Settings, parse_settings as settings_from_json};
 
 /// Re-exported so policies need not depend on serde_json themselves.
 pub use serde_json;

@@ -3,8 +3,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::pod::{ContainerView, PodView};
 use crate::Error;
+use crate::pod::{ContainerView, PodView};
 
 /// The AdmissionRequest a policy judges (the `request` member of an
 /// AdmissionReview). Strings borrow from the request bytes; `object` and
@@ -141,9 +141,9 @@ impl<'a> Request<'a> {
 
 fn parse_raw<'a, T: Deserialize<'a>>(raw: Option<&'a RawValue>, what: &str) -> Result<Option<T>, Error> {
     match raw {
-        Some(raw) if raw.get() != "null" => serde_json::from_str(raw.get())
-            .map(Some)
-            .map_err(|e| Error::json(&format!("request.{what} as a Pod"), e)),
+        Some(raw) if raw.get() != "null" => {
+            serde_json::from_str(raw.get()).map(Some).map_err(|e| Error::json(&format!("request.{what} as a Pod"), e))
+        }
         _ => Ok(None),
     }
 }

@@ -1,7 +1,7 @@
 //! Helpers for a policy's native unit tests: the AdmissionRequest
 //! `kubectl debug` sends, built from the pod and the container it adds.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The AdmissionRequest of `kubectl debug`: an UPDATE of
 /// `pods/ephemeralcontainers` whose `object` is `pod` plus `debug` among its

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use base64::Engine as _;
-use egate_engine::{builtin, AdmissionResponse, LoadError, PolicySet, Sandbox, SandboxConfig};
-use serde_json::{json, Value};
+use egate_engine::{AdmissionResponse, LoadError, PolicySet, Sandbox, SandboxConfig, builtin};
+use serde_json::{Value, json};
 
 /// A sandbox; fails clearly when the built-in modules were not built.
 pub fn sandbox() -> Sandbox {

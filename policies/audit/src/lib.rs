@@ -34,7 +34,7 @@ mod tests {
     use super::*;
     use egate_guest::settings_from_json;
     use egate_guest::testing::{debug_request, web_pod};
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn audit(pod: &Value, debug: Value, user: &str) -> Decision {
         let bytes = debug_request(pod, debug, user, &["dev"]);
@@ -43,7 +43,8 @@ mod tests {
 
     #[test]
     fn each_new_debug_container_is_recorded() {
-        let d = audit(&web_pod(), json!({"name": "dbg", "image": "busybox:1.36", "targetContainerName": "app"}), "alice");
+        let d =
+            audit(&web_pod(), json!({"name": "dbg", "image": "busybox:1.36", "targetContainerName": "app"}), "alice");
         assert!(d.allowed);
         assert_eq!(d.audit_annotations.len(), 1);
         assert_eq!(d.audit_annotations["debug-dbg"], "user=alice image=busybox:1.36 target=app");
@@ -52,8 +53,15 @@ mod tests {
 
     #[test]
     fn the_image_is_recorded_as_written_and_an_absent_target_as_none() {
-        let d = audit(&web_pod(), json!({"name": "dbg", "image": "nicolaka/netshoot"}), "system:serviceaccount:ci:deployer");
-        assert_eq!(d.audit_annotations["debug-dbg"], "user=system:serviceaccount:ci:deployer image=nicolaka/netshoot target=none");
+        let d = audit(
+            &web_pod(),
+            json!({"name": "dbg", "image": "nicolaka/netshoot"}),
+            "system:serviceaccount:ci:deployer",
+        );
+        assert_eq!(
+            d.audit_annotations["debug-dbg"],
+            "user=system:serviceaccount:ci:deployer image=nicolaka/netshoot target=none"
+        );
         let no_image = audit(&web_pod(), json!({"name": "dbg"}), "alice");
         assert_eq!(no_image.audit_annotations["debug-dbg"], "user=alice image=none target=none");
     }

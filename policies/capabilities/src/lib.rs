@@ -11,8 +11,19 @@ use serde::Deserialize;
 
 /// The Pod Security Standards baseline set of capabilities.
 pub const BASELINE: [&str; 13] = [
-    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-    "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
 ];
 
 /// Settings of `capabilities`.
@@ -34,7 +45,9 @@ impl Default for CapabilitySettings {
 impl Settings for CapabilitySettings {
     fn validate(&self) -> Result<(), String> {
         match self.allowed_capabilities.iter().find(|c| normalize(c).is_empty()) {
-            Some(bad) => Err(format!("allowedCapabilities holds {bad:?}, which is not a capability name such as NET_ADMIN")),
+            Some(bad) => {
+                Err(format!("allowedCapabilities holds {bad:?}, which is not a capability name such as NET_ADMIN"))
+            }
             None => Ok(()),
         }
     }
@@ -54,7 +67,8 @@ pub fn evaluate(request: &Request, settings: &CapabilitySettings) -> Result<Deci
     for container in pods.new_ephemeral_containers() {
         let caps = container.security_context.as_ref().and_then(|s| s.capabilities.as_ref());
         let added = caps.map(|c| c.add.as_slice()).unwrap_or_default();
-        let refused: Vec<&str> = added.iter().filter(|c| !allowed.contains(&normalize(c))).map(|c| c.as_ref()).collect();
+        let refused: Vec<&str> =
+            added.iter().filter(|c| !allowed.contains(&normalize(c))).map(|c| c.as_ref()).collect();
         if !refused.is_empty() {
             violations.push(format!(
                 "ephemeral container {:?} adds capabilities [{}] in securityContext.capabilities.add; allowed are [{}]",
@@ -81,7 +95,7 @@ mod tests {
     use super::*;
     use egate_guest::settings_from_json;
     use egate_guest::testing::{debug_request, web_pod};
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn judge(debug: Value, settings: &CapabilitySettings) -> Decision {
         let bytes = debug_request(&web_pod(), debug, "alice", &[]);
@@ -117,7 +131,8 @@ mod tests {
     fn require_drop_all() {
         let s = CapabilitySettings { require_drop_all: true, ..Default::default() };
         assert!(!judge(json!({"name": "dbg", "image": "busybox:1.36"}), &s).allowed);
-        let dropping = json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"capabilities": {"drop": ["ALL"]}}});
+        let dropping =
+            json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"capabilities": {"drop": ["ALL"]}}});
         assert!(judge(dropping, &s).allowed);
     }
 

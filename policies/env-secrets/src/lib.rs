@@ -44,7 +44,7 @@ mod tests {
     use super::*;
     use egate_guest::settings_from_json;
     use egate_guest::testing::{debug_request, web_pod};
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn judge(debug: Value) -> Decision {
         let bytes = debug_request(&web_pod(), debug, "alice", &[]);
@@ -96,7 +96,8 @@ mod tests {
     #[test]
     fn an_existing_ephemeral_container_is_not_judged_again() {
         let mut pod = web_pod();
-        pod["spec"]["ephemeralContainers"] = json!([{"name": "old", "image": "busybox", "envFrom": [{"secretRef": {"name": "db"}}]}]);
+        pod["spec"]["ephemeralContainers"] =
+            json!([{"name": "old", "image": "busybox", "envFrom": [{"secretRef": {"name": "db"}}]}]);
         let bytes = debug_request(&pod, json!({"name": "dbg", "image": "busybox"}), "alice", &[]);
         assert!(evaluate(&Request::parse(&bytes).unwrap(), &NoSettings {}).unwrap().allowed);
     }

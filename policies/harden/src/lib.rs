@@ -27,7 +27,7 @@
 //! other change. The policy always allows.
 
 use egate_guest::pod::{ContainerView, PodSecurityContextView, SecurityContextView};
-use egate_guest::serde_json::{json, Map, Value};
+use egate_guest::serde_json::{Map, Value, json};
 use egate_guest::{Decision, Error, PatchOp, Request, Settings};
 use serde::Deserialize;
 
@@ -252,10 +252,7 @@ mod tests {
 
     #[test]
     fn null_security_context_and_capabilities_are_filled_in() {
-        assert_eq!(
-            hardened(with(Value::Null), &HardenSettings::default())["capabilities"],
-            json!({"drop": ["ALL"]})
-        );
+        assert_eq!(hardened(with(Value::Null), &HardenSettings::default())["capabilities"], json!({"drop": ["ALL"]}));
         assert_eq!(
             hardened(with(json!({"capabilities": null})), &HardenSettings::default())["capabilities"],
             json!({"drop": ["ALL"]})
@@ -298,7 +295,10 @@ mod tests {
         let settings = HardenSettings { allow_privilege_escalation: true, ..Default::default() };
         assert_eq!(hardened(with(json!({"privileged": true})), &settings)["allowPrivilegeEscalation"], true);
         // privileged: false changes nothing.
-        assert_eq!(hardened(with(json!({"privileged": false})), &HardenSettings::default())["allowPrivilegeEscalation"], false);
+        assert_eq!(
+            hardened(with(json!({"privileged": false})), &HardenSettings::default())["allowPrivilegeEscalation"],
+            false
+        );
     }
 
     #[test]
@@ -308,7 +308,8 @@ mod tests {
         let user_all = hardened(with(json!({"capabilities": {"drop": ["all"]}})), &HardenSettings::default());
         assert_eq!(user_all["capabilities"], json!({"drop": ["all"]}));
         // kubectl debug --profile=netadmin: adds, no drop list.
-        let netadmin = hardened(with(json!({"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}})), &HardenSettings::default());
+        let netadmin =
+            hardened(with(json!({"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}})), &HardenSettings::default());
         assert_eq!(netadmin["capabilities"], json!({"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}));
         let empty = hardened(with(json!({"capabilities": {"drop": []}})), &HardenSettings::default());
         assert_eq!(empty["capabilities"], json!({"drop": ["ALL"]}));
@@ -393,7 +394,9 @@ mod tests {
         // web_pod of the SDK has no ephemeral containers: the new one is number 0.
         let (decision, object) = harden_in(&web_pod(), bare(), &HardenSettings::default());
         assert_eq!(decision.patch.len(), 1);
-        assert!(matches!(&decision.patch[0], PatchOp::Add { path, .. } if path == "/spec/ephemeralContainers/0/securityContext"));
+        assert!(
+            matches!(&decision.patch[0], PatchOp::Add { path, .. } if path == "/spec/ephemeralContainers/0/securityContext")
+        );
         assert_eq!(object["spec"]["containers"], web_pod()["spec"]["containers"]);
         // The earlier bare container "old" stays bare.
         assert_eq!(hardened(bare(), &HardenSettings::default())["allowPrivilegeEscalation"], false);

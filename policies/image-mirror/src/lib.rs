@@ -61,7 +61,9 @@ fn check_registry(registry: &str) -> Result<(), String> {
         ));
     }
     if registry == "index.docker.io" || registry == "registry-1.docker.io" {
-        return Err(format!("mirrors has the key {registry:?}: Docker Hub images are normalised to docker.io; write docker.io"));
+        return Err(format!(
+            "mirrors has the key {registry:?}: Docker Hub images are normalised to docker.io; write docker.io"
+        ));
     }
     // The key must be what ImageRef reports as the registry of its images.
     match ImageRef::parse(&format!("{registry}/x/y")) {
@@ -133,11 +135,13 @@ mod tests {
     use super::*;
     use egate_guest::settings_from_json;
     use egate_guest::testing::{debug_request, web_pod};
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn hub() -> MirrorSettings {
-        settings_from_json(br#"{"mirrors": {"docker.io": "mirror.example.com/hub", "localhost:5000": "mirror.example.com/local"}}"#)
-            .unwrap()
+        settings_from_json(
+            br#"{"mirrors": {"docker.io": "mirror.example.com/hub", "localhost:5000": "mirror.example.com/local"}}"#,
+        )
+        .unwrap()
     }
 
     fn pod_with_old_debug() -> Value {
@@ -207,9 +211,10 @@ mod tests {
 
     #[test]
     fn several_registries_can_be_mirrored() {
-        let s: MirrorSettings =
-            settings_from_json(br#"{"mirrors": {"ghcr.io": "mirror.example.com/ghcr", "docker.io": "mirror.example.com/hub"}}"#)
-                .unwrap();
+        let s: MirrorSettings = settings_from_json(
+            br#"{"mirrors": {"ghcr.io": "mirror.example.com/ghcr", "docker.io": "mirror.example.com/hub"}}"#,
+        )
+        .unwrap();
         assert_eq!(mirrored("ghcr.io/org/debug:1", &s), "mirror.example.com/ghcr/org/debug:1");
         assert_eq!(mirrored("busybox:1.36", &s), "mirror.example.com/hub/library/busybox:1.36");
     }
@@ -268,7 +273,9 @@ mod tests {
         assert!(refused(r#"{"mirrors": {"docker.io/library": "m.example.com"}}"#).contains("without scheme or path"));
         assert!(refused(r#"{"mirrors": {"index.docker.io": "m.example.com"}}"#).contains("write docker.io"));
         assert!(refused(r#"{"mirrors": {"registry": "m.example.com"}}"#).contains("not a registry host"));
-        assert!(refused(r#"{"mirrors": {"docker.io": "M.example.com/Hub"}}"#).contains("cannot start an image reference"));
+        assert!(
+            refused(r#"{"mirrors": {"docker.io": "M.example.com/Hub"}}"#).contains("cannot start an image reference")
+        );
         assert!(refused(r#"{"mirrors": {"docker.io": "docker.io/mirror"}}"#).contains("would prefix the image again"));
         assert!(refused(r#"{"mirrors": {"docker.io": "myorg"}}"#).contains("would prefix the image again"));
         let chained = refused(r#"{"mirrors": {"docker.io": "ghcr.io/hub", "ghcr.io": "m.example.com/ghcr"}}"#);

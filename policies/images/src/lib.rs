@@ -6,7 +6,7 @@
 //! allows any), `requireDigest` (default false), `disallowLatest` (default
 //! true; no tag and no digest counts as `latest`).
 
-use egate_guest::{glob_match, Decision, Error, ImageRef, Request, Settings};
+use egate_guest::{Decision, Error, ImageRef, Request, Settings, glob_match};
 use serde::Deserialize;
 
 /// Settings of `images`.
@@ -57,7 +57,8 @@ pub fn evaluate(request: &Request, settings: &ImageSettings) -> Result<Decision,
 fn judge_image(container: &str, image: &ImageRef, settings: &ImageSettings) -> Vec<String> {
     let reference = image.normalized();
     let mut violations = Vec::new();
-    let allowed = settings.allowed_images.is_empty() || settings.allowed_images.iter().any(|g| glob_match(g, &reference));
+    let allowed =
+        settings.allowed_images.is_empty() || settings.allowed_images.iter().any(|g| glob_match(g, &reference));
     if !allowed {
         violations.push(format!(
             "ephemeral container {container:?} uses image {reference:?}, which matches none of the allowed images [{}]",

@@ -69,12 +69,13 @@ mod tests {
     use super::*;
     use egate_guest::settings_from_json;
     use egate_guest::testing::{debug_request, web_pod};
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     /// `web` already holding `existing` ephemeral containers.
     fn pod_with(existing: usize) -> Value {
         let mut pod = web_pod();
-        let old: Vec<Value> = (0..existing).map(|i| json!({"name": format!("old{i}"), "image": "busybox:1.36"})).collect();
+        let old: Vec<Value> =
+            (0..existing).map(|i| json!({"name": format!("old{i}"), "image": "busybox:1.36"})).collect();
         pod["spec"]["ephemeralContainers"] = json!(old);
         pod
     }
@@ -113,13 +114,18 @@ mod tests {
         let s: MaxCountSettings = settings_from_json(br#"{"max": 0}"#).unwrap();
         let d = judge(0, &s);
         assert!(!d.allowed);
-        assert!(d.message.starts_with(r#"ephemeral container "dbg" may not be added: the maximum is 0"#), "{}", d.message);
+        assert!(
+            d.message.starts_with(r#"ephemeral container "dbg" may not be added: the maximum is 0"#),
+            "{}",
+            d.message
+        );
     }
 
     #[test]
     fn a_request_adding_no_container_is_not_judged() {
         let pod = pod_with(5);
-        let mut review: Value = serde_json::from_slice(&debug_request(&pod, json!({"name": "x"}), "alice", &[])).unwrap();
+        let mut review: Value =
+            serde_json::from_slice(&debug_request(&pod, json!({"name": "x"}), "alice", &[])).unwrap();
         review["object"] = review["oldObject"].clone();
         let bytes = serde_json::to_vec(&review).unwrap();
         assert!(evaluate(&Request::parse(&bytes).unwrap(), &MaxCountSettings::default()).unwrap().allowed);

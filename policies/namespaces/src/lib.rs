@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use egate_guest::{glob_match, Decision, Error, Request, Settings};
+use egate_guest::{Decision, Error, Request, Settings, glob_match};
 use serde::Deserialize;
 
 /// The label that opts one pod out of debugging.
@@ -50,11 +50,8 @@ pub fn evaluate(request: &Request, settings: &NamespaceSettings) -> Result<Decis
     let pod = pods.object.as_ref();
     let namespace: Option<&str> =
         request.namespace.as_deref().or_else(|| pod.and_then(|p| p.metadata.namespace.as_deref()));
-    let pod_name: Cow<str> = request
-        .name
-        .clone()
-        .or_else(|| pod.and_then(|p| p.metadata.name.clone()))
-        .unwrap_or(Cow::Borrowed(""));
+    let pod_name: Cow<str> =
+        request.name.clone().or_else(|| pod.and_then(|p| p.metadata.name.clone())).unwrap_or(Cow::Borrowed(""));
 
     // Why debugging is refused here, one reason per rule that matched.
     let mut reasons = Vec::new();
@@ -76,7 +73,11 @@ pub fn evaluate(request: &Request, settings: &NamespaceSettings) -> Result<Decis
     };
     let user = &request.user_info;
     if let Some(group) = settings.break_glass_groups.iter().find(|g| user.in_group(g)) {
-        let note = format!("user {:?} used break-glass group {group:?} to add {containers}: {}", user.username, reasons.join(" and "));
+        let note = format!(
+            "user {:?} used break-glass group {group:?} to add {containers}: {}",
+            user.username,
+            reasons.join(" and ")
+        );
         return Ok(Decision::allow()
             .with_warning(format!("{note}; this debug session is audited"))
             .with_audit_annotation("break-glass", note));
@@ -86,7 +87,8 @@ pub fn evaluate(request: &Request, settings: &NamespaceSettings) -> Result<Decis
     } else {
         format!("only members of the break-glass groups [{}] may debug here", settings.break_glass_groups.join(", "))
     };
-    let violations = reasons.into_iter().map(|reason| format!("{containers} may not be added: {reason}; {who}")).collect();
+    let violations =
+        reasons.into_iter().map(|reason| format!("{containers} may not be added: {reason}; {who}")).collect();
     Ok(Decision::from_violations(violations))
 }
 
@@ -97,7 +99,7 @@ mod tests {
     use super::*;
     use egate_guest::settings_from_json;
     use egate_guest::testing::{debug_request, web_pod};
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn dbg() -> Value {
         json!({"name": "dbg", "image": "busybox:1.36"})
@@ -148,7 +150,11 @@ mod tests {
     fn the_deny_label_denies_in_any_namespace() {
         let d = judge(&labelled("deny"), &[], &NamespaceSettings::default());
         assert!(!d.allowed);
-        assert!(d.message.contains(r#"may not be added: pod "web" is labelled egate.dev/debug: deny"#), "{}", d.message);
+        assert!(
+            d.message.contains(r#"may not be added: pod "web" is labelled egate.dev/debug: deny"#),
+            "{}",
+            d.message
+        );
         assert!(judge(&labelled("Deny-not"), &[], &NamespaceSettings::default()).allowed);
     }
 
@@ -157,12 +163,27 @@ mod tests {
         let s = settings(r#"{"deniedNamespaces": ["shop"], "breakGlassGroups": ["sre", "oncall"]}"#);
         let d = judge(&labelled("deny"), &["dev"], &s);
         assert!(!d.allowed);
-        assert_eq!(d.message.matches("only members of the break-glass groups [sre, oncall] may debug here").count(), 2, "{}", d.message);
-        assert!(d.message.contains(r#"namespace "shop" matches"#) && d.message.contains("is labelled"), "{}", d.message);
+        assert_eq!(
+            d.message.matches("only members of the break-glass groups [sre, oncall] may debug here").count(),
+            2,
+            "{}",
+            d.message
+        );
+        assert!(
+            d.message.contains(r#"namespace "shop" matches"#) && d.message.contains("is labelled"),
+            "{}",
+            d.message
+        );
 
         let d = judge(&labelled("deny"), &["dev", "oncall"], &s);
         assert!(d.allowed);
-        assert!(d.warnings[0].starts_with(r#"user "alice" used break-glass group "oncall" to add ephemeral container "dbg": namespace "shop""#), "{:?}", d.warnings);
+        assert!(
+            d.warnings[0].starts_with(
+                r#"user "alice" used break-glass group "oncall" to add ephemeral container "dbg": namespace "shop""#
+            ),
+            "{:?}",
+            d.warnings
+        );
         assert!(d.audit_annotations["break-glass"].contains("egate.dev/debug: deny"), "{:?}", d.audit_annotations);
         // Nothing to break when no rule matched: no warning, no annotation.
         let quiet = judge(&pod_in("dev"), &["sre"], &s);

@@ -34,7 +34,7 @@ mod tests {
     use super::*;
     use egate_guest::settings_from_json;
     use egate_guest::testing::{debug_request, web_pod};
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn judge(debug: Value) -> Decision {
         let bytes = debug_request(&web_pod(), debug, "alice", &[]);
@@ -43,7 +43,9 @@ mod tests {
 
     #[test]
     fn explicit_false_is_allowed() {
-        let d = judge(json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"allowPrivilegeEscalation": false}}));
+        let d = judge(
+            json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"allowPrivilegeEscalation": false}}),
+        );
         assert!(d.allowed);
     }
 
@@ -59,7 +61,9 @@ mod tests {
 
     #[test]
     fn true_is_denied() {
-        let d = judge(json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"allowPrivilegeEscalation": true}}));
+        let d = judge(
+            json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"allowPrivilegeEscalation": true}}),
+        );
         assert!(!d.allowed);
         assert!(d.message.contains(r#""dbg" sets securityContext.allowPrivilegeEscalation: true"#), "{}", d.message);
     }

@@ -58,7 +58,7 @@ mod tests {
     use super::*;
     use egate_guest::settings_from_json;
     use egate_guest::testing::{debug_request, web_pod};
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn judge_in(pod: &Value, security_context: Value) -> Decision {
         let debug = json!({"name": "dbg", "image": "busybox:1.36", "securityContext": security_context});
@@ -132,7 +132,8 @@ mod tests {
     #[test]
     fn an_existing_root_ephemeral_container_is_not_judged_again() {
         let mut pod = web_pod();
-        pod["spec"]["ephemeralContainers"] = json!([{"name": "old", "image": "busybox", "securityContext": {"runAsUser": 0}}]);
+        pod["spec"]["ephemeralContainers"] =
+            json!([{"name": "old", "image": "busybox", "securityContext": {"runAsUser": 0}}]);
         assert!(judge_in(&pod, json!({"runAsNonRoot": true})).allowed);
     }
 

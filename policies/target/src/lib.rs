@@ -54,7 +54,9 @@ impl TargetSettings {
         match (self.allowed_users.is_empty(), self.allowed_groups.is_empty()) {
             (true, true) => "no one may target a container here".to_string(),
             (false, true) => format!("only users [{}] may target containers", self.allowed_users.join(", ")),
-            (true, false) => format!("only members of groups [{}] may target containers", self.allowed_groups.join(", ")),
+            (true, false) => {
+                format!("only members of groups [{}] may target containers", self.allowed_groups.join(", "))
+            }
             (false, false) => format!(
                 "only users [{}] and members of groups [{}] may target containers",
                 self.allowed_users.join(", "),
@@ -99,7 +101,7 @@ mod tests {
     use super::*;
     use egate_guest::settings_from_json;
     use egate_guest::testing::{debug_request, web_pod};
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn judge_as(debug: Value, user: &str, groups: &[&str], settings: &TargetSettings) -> Decision {
         let bytes = debug_request(&web_pod(), debug, user, groups);
@@ -137,7 +139,11 @@ mod tests {
         let s = settings(r#"{"allowedUsers": ["bob"]}"#);
         assert!(judge_as(targeting("app"), "bob", &[], &s).allowed);
         let d = judge_as(targeting("app"), "alice", &[], &s);
-        assert!(d.message.contains(r#"user "alice" may not target a container (only users [bob] may target containers)"#), "{}", d.message);
+        assert!(
+            d.message.contains(r#"user "alice" may not target a container (only users [bob] may target containers)"#),
+            "{}",
+            d.message
+        );
     }
 
     #[test]
@@ -149,12 +155,18 @@ mod tests {
 
         let both = settings(r#"{"allowedGroups": ["sre"], "allowedUsers": ["bob"]}"#);
         let d = judge_as(targeting("app"), "alice", &["dev"], &both);
-        assert!(d.message.contains("only users [bob] and members of groups [sre] may target containers"), "{}", d.message);
+        assert!(
+            d.message.contains("only users [bob] and members of groups [sre] may target containers"),
+            "{}",
+            d.message
+        );
     }
 
     #[test]
     fn protected_containers_are_denied_to_everyone() {
-        let s = settings(r#"{"allowedGroups": ["sre"], "allowedUsers": ["alice"], "protectedContainers": ["vault-agent"]}"#);
+        let s = settings(
+            r#"{"allowedGroups": ["sre"], "allowedUsers": ["alice"], "protectedContainers": ["vault-agent"]}"#,
+        );
         let d = judge_as(targeting("vault-agent"), "alice", &["sre"], &s);
         assert!(!d.allowed);
         assert!(d.message.contains(r#"container "vault-agent" is protected"#), "{}", d.message);

@@ -28,10 +28,36 @@ impl Default for VolumeMountSettings {
 
 /// The source keys of a Kubernetes Volume (core/v1, as of 1.33).
 const KNOWN_SOURCES: [&str; 30] = [
-    "awsElasticBlockStore", "azureDisk", "azureFile", "cephfs", "cinder", "configMap", "csi", "downwardAPI",
-    "emptyDir", "ephemeral", "fc", "flexVolume", "flocker", "gcePersistentDisk", "gitRepo", "glusterfs",
-    "hostPath", "image", "iscsi", "nfs", "persistentVolumeClaim", "photonPersistentDisk", "portworxVolume",
-    "projected", "quobyte", "rbd", "scaleIO", "secret", "storageos", "vsphereVolume",
+    "awsElasticBlockStore",
+    "azureDisk",
+    "azureFile",
+    "cephfs",
+    "cinder",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "fc",
+    "flexVolume",
+    "flocker",
+    "gcePersistentDisk",
+    "gitRepo",
+    "glusterfs",
+    "hostPath",
+    "image",
+    "iscsi",
+    "nfs",
+    "persistentVolumeClaim",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "projected",
+    "quobyte",
+    "rbd",
+    "scaleIO",
+    "secret",
+    "storageos",
+    "vsphereVolume",
 ];
 
 impl Settings for VolumeMountSettings {
@@ -92,7 +118,7 @@ mod tests {
     use super::*;
     use egate_guest::settings_from_json;
     use egate_guest::testing::{debug_request, web_pod};
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     fn pod() -> Value {
         let mut pod = web_pod();
@@ -152,7 +178,12 @@ mod tests {
         let s: VolumeMountSettings = settings_from_json(br#"{"deniedVolumeSources": ["emptyDir"]}"#).unwrap();
         assert!(judge(mounting("creds", "/creds"), &s).allowed);
         let d = judge(mounting("cache", "/cache"), &s);
-        assert!(d.message.contains(r#"the emptyDir volume "cache""#) && d.message.contains("may not mount emptyDir volumes"), "{}", d.message);
+        assert!(
+            d.message.contains(r#"the emptyDir volume "cache""#)
+                && d.message.contains("may not mount emptyDir volumes"),
+            "{}",
+            d.message
+        );
         let none: VolumeMountSettings = settings_from_json(br#"{"deniedVolumeSources": []}"#).unwrap();
         assert!(judge(mounting("node-root", "/host"), &none).allowed);
     }
