@@ -40,11 +40,11 @@ fn filter_holds(filter: &ResourceFilter, facts: &RequestFacts, unreadable_matche
     let resource = facts.resource_path();
     let namespace = facts.namespace.as_deref().unwrap_or_default();
     let any = |list: &[String], test: &dyn Fn(&str) -> bool| list.is_empty() || list.iter().any(|p| test(p));
-    any(&filter.resources, &|p| glob_match(p, &resource))
+    any(&filter.resources, &|p| glob_match(p, resource))
         && any(&filter.operations, &|op| op == "*" || op == facts.operation)
         && any(&filter.namespaces, &|p| glob_match(p, namespace))
         && filter.subjects.as_ref().is_none_or(|s| subjects_hold(s, facts))
-        && filter.selector.as_ref().is_none_or(|s| facts.labels().map_or(unreadable_matches, |l| selector_holds(s, &l)))
+        && filter.selector.as_ref().is_none_or(|s| facts.labels().map_or(unreadable_matches, |l| selector_holds(s, l)))
 }
 
 /// An exclude with no condition set excludes nothing.

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,10 @@ pub struct RequestFacts<'a> {
     /// The object before the request.
     #[serde(borrow, default)]
     pub old_object: Option<&'a RawValue>,
+    #[serde(skip)]
+    resource_path: OnceLock<String>,
+    #[serde(skip)]
+    labels: OnceLock<Option<BTreeMap<String, String>>>,
 }
 
 /// `request.userInfo`.
@@ -93,21 +98,25 @@ impl RequestFacts<'_> {
     /// Labels of `object` (of `oldObject` for a DELETE), read only when a
     /// selector asks for them. `None` when they cannot be read (labels that
     /// are not strings, invalid escapes): matching then fails closed.
-    pub fn labels(&self) -> Option<BTreeMap<String, String>> {
-        match self.object.filter(|o| o.get() != "null").or(self.old_object) {
-            Some(raw) => {
-                serde_json::from_str::<LabelsOnly>(raw.get()).ok().map(|o| o.metadata.labels.unwrap_or_default())
-            }
-            None => Some(BTreeMap::new()),
-        }
+    /// Read once per request, however many policies have selectors.
+    pub fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.labels
+            .get_or_init(|| match self.object.filter(|o| o.get() != "null").or(self.old_object) {
+                Some(raw) => {
+                    serde_json::from_str::<LabelsOnly>(raw.get()).ok().map(|o| o.metadata.labels.unwrap_or_default())
+                }
+                None => Some(BTreeMap::new()),
+            })
+            .as_ref()
     }
 
-    /// `pods` or `pods/ephemeralcontainers`: what `match.resources` globs see.
-    pub fn resource_path(&self) -> String {
-        match self.sub_resource.as_deref() {
+    /// `pods` or `pods/ephemeralcontainers`: what `match.resources` globs
+    /// see. Built once per request.
+    pub fn resource_path(&self) -> &str {
+        self.resource_path.get_or_init(|| match self.sub_resource.as_deref() {
             Some(sub) if !sub.is_empty() => format!("{}/{sub}", self.resource.resource),
             _ => self.resource.resource.to_string(),
-        }
+        })
     }
 }
 

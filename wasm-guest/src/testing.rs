@@ -36,3 +36,15 @@ pub fn web_pod() -> Value {
         "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}
     })
 }
+
+/// Runs a policy function on the request that adds `debug` to [`web_pod`]
+/// as user `alice`, and returns its decision (an error becomes a failure).
+pub fn judge_debug<S, F, D>(policy: F, debug: Value, settings: &S) -> crate::Decision
+where
+    F: Fn(&crate::Request<'_>, &S) -> D,
+    D: crate::IntoDecision,
+{
+    let bytes = debug_request(&web_pod(), debug, "alice", &[]);
+    let request = crate::Request::parse(&bytes).expect("debug_request builds a valid request");
+    policy(&request, settings).into_decision()
+}

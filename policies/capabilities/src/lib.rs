@@ -94,12 +94,11 @@ egate_guest::policy!(evaluate);
 mod tests {
     use super::*;
     use egate_guest::settings_from_json;
-    use egate_guest::testing::{debug_request, web_pod};
+    use egate_guest::testing::judge_debug;
     use serde_json::{Value, json};
 
     fn judge(debug: Value, settings: &CapabilitySettings) -> Decision {
-        let bytes = debug_request(&web_pod(), debug, "alice", &[]);
-        evaluate(&Request::parse(&bytes).unwrap(), settings).unwrap()
+        judge_debug(evaluate, debug, settings)
     }
 
     fn adding(caps: Value) -> Value {

@@ -43,12 +43,11 @@ egate_guest::policy!(evaluate);
 mod tests {
     use super::*;
     use egate_guest::settings_from_json;
-    use egate_guest::testing::{debug_request, web_pod};
+    use egate_guest::testing::{debug_request, judge_debug, web_pod};
     use serde_json::{Value, json};
 
     fn judge(debug: Value) -> Decision {
-        let bytes = debug_request(&web_pod(), debug, "alice", &[]);
-        evaluate(&Request::parse(&bytes).unwrap(), &NoSettings {}).unwrap()
+        judge_debug(evaluate, debug, &NoSettings {})
     }
 
     #[test]

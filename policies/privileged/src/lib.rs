@@ -26,12 +26,11 @@ egate_guest::policy!(evaluate);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use egate_guest::testing::{debug_request, web_pod};
+    use egate_guest::testing::{debug_request, judge_debug, web_pod};
     use serde_json::json;
 
     fn judge(debug: serde_json::Value) -> Decision {
-        let bytes = debug_request(&web_pod(), debug, "alice", &[]);
-        evaluate(&Request::parse(&bytes).unwrap(), &NoSettings {}).unwrap()
+        judge_debug(evaluate, debug, &NoSettings {})
     }
 
     #[test]
