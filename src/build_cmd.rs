@@ -213,6 +213,11 @@ fn guest_package(toolchain: Toolchain, manifest: &Path) -> Result<GuestPackage> 
     })
 }
 
+/// Guests start with 4 MiB of memory, so that evaluating a request does not
+/// grow it: a grown memory costs every later evaluation two `mprotect`
+/// calls when egate resets and reuses its pooled slot.
+const INITIAL_MEMORY: &str = "-C link-arg=--initial-memory=4194304";
+
 /// A cargo command for the toolchain, with Debian's environment scoped to it.
 fn cargo(toolchain: Toolchain) -> Command {
     match toolchain {
@@ -227,7 +232,7 @@ fn cargo(toolchain: Toolchain) -> Command {
                 .env("RUSTC", "/usr/bin/rustc")
                 .env("RUSTC_BOOTSTRAP", "1")
                 .env("CARGO_TARGET_WASM32_WASIP1_LINKER", "wasm-ld")
-                .env("RUSTFLAGS", "-C link-self-contained=no -L native=/usr/lib/wasm32-wasi")
+                .env("RUSTFLAGS", format!("-C link-self-contained=no -L native=/usr/lib/wasm32-wasi {INITIAL_MEMORY}"))
                 .env_remove("CARGO_ENCODED_RUSTFLAGS")
                 .env_remove("RUSTUP_TOOLCHAIN")
                 .env_remove("RUSTDOC");
@@ -245,6 +250,9 @@ fn compile(toolchain: Toolchain, manifest: &Path, package: &GuestPackage, profil
         .arg(manifest);
     if toolchain == Toolchain::Debian {
         command.args(["-Zbuild-std=std,panic_abort", "--config"]).arg(format!("profile.{profile}.panic=\"abort\""));
+    } else {
+        // Joined with the author's own rustflags from cargo config.
+        command.arg("--config").arg(format!("target.{TARGET}.rustflags=[\"-C\", \"{}\"]", &INITIAL_MEMORY[3..]));
     }
     let mut child =
         command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("cannot run cargo build")?;

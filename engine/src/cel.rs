@@ -304,16 +304,6 @@ pub struct CelRequest<'r> {
     fields: OnceLock<Option<Value>>,
 }
 
-/// Where `object` and `oldObject` sit in the request JSON.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ObjectSlices<'a> {
-    #[serde(borrow, default)]
-    object: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow, default)]
-    old_object: Option<&'a serde_json::value::RawValue>,
-}
-
 impl<'r> CelRequest<'r> {
     /// Variables of the AdmissionRequest JSON `request`, building only
     /// what `reads` says the rules read.
@@ -336,11 +326,10 @@ impl<'r> CelRequest<'r> {
     fn object(&self, old: bool) -> Option<Value> {
         let cell = if old { &self.old_object } else { &self.object };
         cell.get_or_init(|| {
-            let slices: ObjectSlices = serde_json::from_str(&self.request).ok()?;
-            let (raw, projection) =
-                if old { (slices.old_object, &self.reads.old_object) } else { (slices.object, &self.reads.object) };
-            match raw {
-                Some(raw) => cel_from_json(raw.get(), projection),
+            let (name, projection) =
+                if old { ("oldObject", &self.reads.old_object) } else { ("object", &self.reads.object) };
+            match egate_json::member(self.request.as_bytes(), name) {
+                Some(raw) => cel_from_json(raw, projection),
                 None => Some(Value::Null),
             }
         })
@@ -351,22 +340,39 @@ impl<'r> CelRequest<'r> {
     fn fields(&self) -> Option<Value> {
         self.fields
             .get_or_init(|| {
-                let mut request: serde_json::Value = serde_json::from_str(&self.request).ok()?;
-                let fields = request.as_object_mut()?;
-                for big in ["object", "oldObject", "options"] {
-                    fields.remove(big);
+                let mut entries: HashMap<Key, Value> = HashMap::new();
+                for (key, value) in egate_json::members(self.request.as_bytes())? {
+                    let name = key.name()?;
+                    if !["object", "oldObject", "options"].contains(&name.as_ref()) {
+                        let value = cel_from_json(value, &Projection::whole())?;
+                        entries.insert(Key::String(Arc::new(name.into_owned())), value);
+                    }
                 }
-                cel::to_value(request).ok()
+                Some(Value::Map(Map { map: Arc::new(entries) }))
             })
             .clone()
     }
 }
 
 /// JSON text to a CEL value without an intermediate `serde_json::Value`,
-/// keeping only the projected fields.
-fn cel_from_json(json: &str, projection: &Projection) -> Option<Value> {
+/// keeping only the projected fields. The members of an object that are
+/// not projected are skipped by [`egate_json`] without being parsed (the
+/// request was validated when it arrived).
+fn cel_from_json(json: &[u8], projection: &Projection) -> Option<Value> {
     use serde::de::DeserializeSeed;
-    let mut deserializer = serde_json::Deserializer::from_str(json);
+    if !projection.whole
+        && let Some(members) = egate_json::members(json)
+    {
+        let mut entries: HashMap<Key, Value> = HashMap::with_capacity(projection.fields.len());
+        for (key, value) in members {
+            let name = key.name()?;
+            if let Some(field) = projection.field(&name) {
+                entries.insert(Key::String(Arc::new(name.into_owned())), cel_from_json(value, field)?);
+            }
+        }
+        return Some(Value::Map(Map { map: Arc::new(entries) }));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
     CelSeed(projection).deserialize(&mut deserializer).ok()
 }
 

@@ -27,44 +27,33 @@ struct ReviewIn<'a> {
 
 /// What matching needs to know of a request. `object` and `oldObject`
 /// are kept raw: guests parse what they read.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct RequestFacts<'a> {
     /// Identifier, echoed in the response.
-    #[serde(borrow)]
     pub uid: Cow<'a, str>,
     /// Resource (`pods`).
-    #[serde(borrow)]
     pub resource: Resource<'a>,
     /// Subresource (`ephemeralcontainers`).
-    #[serde(borrow, default)]
     pub sub_resource: Option<Cow<'a, str>>,
     /// `CREATE`, `UPDATE`, `DELETE` or `CONNECT`.
-    #[serde(borrow)]
     pub operation: Cow<'a, str>,
     /// Namespace, empty for cluster-scoped objects.
-    #[serde(borrow, default)]
     pub namespace: Option<Cow<'a, str>>,
     /// Object name.
-    #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
     /// Who sent the request.
-    #[serde(borrow, default)]
     pub user_info: UserInfo<'a>,
-    /// The object after the request.
-    #[serde(borrow, default)]
-    pub object: Option<&'a RawValue>,
-    /// The object before the request.
-    #[serde(borrow, default)]
-    pub old_object: Option<&'a RawValue>,
-    #[serde(skip)]
+    /// The object after the request (JSON text).
+    pub object: Option<&'a str>,
+    /// The object before the request (JSON text).
+    pub old_object: Option<&'a str>,
     resource_path: OnceLock<String>,
-    #[serde(skip)]
     labels: OnceLock<Option<BTreeMap<String, String>>>,
 }
 
 /// `request.userInfo`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct UserInfo<'a> {
     /// User name.
     #[serde(borrow, default)]
@@ -77,17 +66,11 @@ pub struct UserInfo<'a> {
 #[derive(Deserialize, Default)]
 struct LabelsOnly {
     #[serde(default)]
-    metadata: MetadataLabels,
-}
-
-#[derive(Deserialize, Default)]
-struct MetadataLabels {
-    #[serde(default)]
     labels: Option<BTreeMap<String, String>>,
 }
 
 /// `request.resource`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Resource<'a> {
     /// Resource name (`pods`).
     #[serde(borrow)]
@@ -101,9 +84,10 @@ impl RequestFacts<'_> {
     /// Read once per request, however many policies have selectors.
     pub fn labels(&self) -> Option<&BTreeMap<String, String>> {
         self.labels
-            .get_or_init(|| match self.object.filter(|o| o.get() != "null").or(self.old_object) {
+            .get_or_init(|| match self.object.filter(|o| !egate_json::is_null(o.as_bytes())).or(self.old_object) {
                 Some(raw) => {
-                    serde_json::from_str::<LabelsOnly>(raw.get()).ok().map(|o| o.metadata.labels.unwrap_or_default())
+                    let metadata = egate_json::member(raw.as_bytes(), "metadata").unwrap_or(b"{}");
+                    serde_json::from_slice::<LabelsOnly>(metadata).ok().map(|m| m.labels.unwrap_or_default())
                 }
                 None => Some(BTreeMap::new()),
             })
@@ -142,13 +126,69 @@ impl<'a> Review<'a> {
             });
         }
         let request = review.request.filter(|r| r.get() != "null").ok_or(ReviewError::MissingRequest)?;
-        let facts: RequestFacts =
-            serde_json::from_str(request.get()).map_err(|e| ReviewError::InvalidRequest(e.to_string()))?;
-        if facts.uid.is_empty() {
-            return Err(ReviewError::InvalidRequest("request.uid is empty: the response must echo it".into()));
-        }
+        let facts = RequestFacts::read(request.get())?;
         Ok(Self { facts, request: request.get() })
     }
+}
+
+impl<'a> RequestFacts<'a> {
+    /// Reads the facts from the `request` member's text, which serde_json
+    /// has already validated: [`egate_json`] finds the members without
+    /// parsing `object` and `oldObject` a second time.
+    fn read(request: &'a str) -> Result<Self, ReviewError> {
+        let invalid = |what: &str, e: serde_json::Error| ReviewError::InvalidRequest(format!("{what}: {e}"));
+        let members = egate_json::members(request.as_bytes())
+            .ok_or_else(|| ReviewError::InvalidRequest("request is not a JSON object".into()))?;
+        let mut facts = RequestFacts::default();
+        let (mut has_resource, mut has_operation) = (false, false);
+        for (key, value) in members {
+            let text = within(request, value);
+            let name = key.name().unwrap_or_default();
+            match name.as_ref() {
+                "uid" => facts.uid = serde_json::from_str(text).map_err(|e| invalid("request.uid", e))?,
+                "resource" => {
+                    facts.resource = serde_json::from_str(text).map_err(|e| invalid("request.resource", e))?;
+                    has_resource = true;
+                }
+                "subResource" => {
+                    facts.sub_resource = serde_json::from_str(text).map_err(|e| invalid("request.subResource", e))?
+                }
+                "operation" => {
+                    facts.operation = serde_json::from_str(text).map_err(|e| invalid("request.operation", e))?;
+                    has_operation = true;
+                }
+                "namespace" => {
+                    facts.namespace = serde_json::from_str(text).map_err(|e| invalid("request.namespace", e))?
+                }
+                "name" => facts.name = serde_json::from_str(text).map_err(|e| invalid("request.name", e))?,
+                "userInfo" => {
+                    facts.user_info = serde_json::from_str::<Option<_>>(text)
+                        .map_err(|e| invalid("request.userInfo", e))?
+                        .unwrap_or_default()
+                }
+                "object" => facts.object = Some(text),
+                "oldObject" => facts.old_object = Some(text),
+                _ => {}
+            }
+        }
+        if facts.uid.is_empty() {
+            return Err(ReviewError::InvalidRequest(
+                "request.uid is missing or empty: the response must echo it".into(),
+            ));
+        }
+        for (present, field) in [(has_resource, "request.resource"), (has_operation, "request.operation")] {
+            if !present {
+                return Err(ReviewError::InvalidRequest(format!("{field} is missing")));
+            }
+        }
+        Ok(facts)
+    }
+}
+
+/// `part`, a slice of `whole`'s bytes, as text.
+fn within<'a>(whole: &'a str, part: &[u8]) -> &'a str {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    &whole[start..start + part.len()]
 }
 
 /// The `response` of an AdmissionReview.

@@ -19,6 +19,11 @@ impl Error {
         Self::new(format!("cannot read {what}: {err}"))
     }
 
+    /// Says which object of the request the error is about.
+    pub(crate) fn within(self, what: &str) -> Self {
+        Self::new(format!("cannot read {what} as a Pod: {}", self.message))
+    }
+
     /// The message.
     pub fn message(&self) -> &str {
         &self.message

@@ -55,7 +55,7 @@ pub use decision::{Decision, IntoDecision, PatchOp};
 pub use error::Error;
 pub use glob::glob_match;
 pub use image::ImageRef;
-pub use request::{GroupVersionKind, GroupVersionResource, PodPair, Request, UserInfo};
+pub use request::{GroupVersionKind, GroupVersionResource, PodPair, RawJson, Request, UserInfo};
 pub use settings::{NoSettings, Settings, parse_settings as settings_from_json};
 
 /// Re-exported so policies need not depend on serde_json themselves.

@@ -21,6 +21,24 @@ pub struct PodView<'a> {
     pub spec: PodSpecView<'a>,
 }
 
+impl<'a> PodView<'a> {
+    /// Reads a Pod's JSON text (valid JSON, as egate hands it), parsing only
+    /// `metadata`'s name, namespace, labels and annotations and the spec;
+    /// `status` and the rest of `metadata` are skipped unparsed.
+    pub fn parse(pod: &'a [u8]) -> Result<Self, Error> {
+        let members = egate_json::members(pod).ok_or_else(|| Error::new("it is not a JSON object"))?;
+        let mut view = PodView::default();
+        for (key, value) in members {
+            match key.name().as_deref().unwrap_or_default() {
+                "metadata" => view.metadata = MetadataView::parse(value)?,
+                "spec" => view.spec = read_field("spec", value)?,
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
 /// Object metadata.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -37,6 +55,33 @@ pub struct MetadataView<'a> {
     /// Annotations.
     #[serde(borrow)]
     pub annotations: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+}
+
+impl<'a> MetadataView<'a> {
+    fn parse(metadata: &'a [u8]) -> Result<Self, Error> {
+        if egate_json::is_null(metadata) {
+            return Ok(Self::default());
+        }
+        let members = egate_json::members(metadata).ok_or_else(|| Error::new("metadata is not a JSON object"))?;
+        let mut view = MetadataView::default();
+        for (key, value) in members {
+            match key.name().as_deref().unwrap_or_default() {
+                "name" => view.name = read_field("metadata.name", value)?,
+                "namespace" => view.namespace = read_field("metadata.namespace", value)?,
+                "labels" => view.labels = read_field::<Option<_>>("metadata.labels", value)?.unwrap_or_default(),
+                "annotations" => {
+                    view.annotations = read_field::<Option<_>>("metadata.annotations", value)?.unwrap_or_default()
+                }
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// Parses one member's value, naming it in the error.
+fn read_field<'a, T: Deserialize<'a>>(field: &str, value: &'a [u8]) -> Result<T, Error> {
+    serde_json::from_slice(value).map_err(|e| Error::json(field, e))
 }
 
 /// The parts of a PodSpec policies judge.

@@ -1,7 +1,6 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::Error;
 use crate::pod::{ContainerView, PodView};
@@ -10,42 +9,62 @@ use crate::pod::{ContainerView, PodView};
 /// AdmissionReview). Strings borrow from the request bytes; `object` and
 /// `oldObject` stay raw until a policy asks for a view of them, so a policy
 /// pays only for what it reads.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+///
+/// Parsing finds the members with [`egate_json`], which skips what it does
+/// not read without validating it: egate hands guests only requests it has
+/// already parsed as JSON. Each member a policy reads is then parsed, and
+/// checked, by `serde_json`.
+#[derive(Debug, Clone, Default)]
 pub struct Request<'a> {
     /// Identifier of this admission call.
-    #[serde(borrow, default)]
     pub uid: Cow<'a, str>,
     /// Kind of the object (`Pod`).
-    #[serde(borrow, default)]
     pub kind: GroupVersionKind<'a>,
     /// Resource being requested (`pods`).
-    #[serde(borrow, default)]
     pub resource: GroupVersionResource<'a>,
     /// Subresource, such as `ephemeralcontainers`.
-    #[serde(borrow, default)]
     pub sub_resource: Option<Cow<'a, str>>,
     /// `CREATE`, `UPDATE`, `DELETE` or `CONNECT`.
-    #[serde(borrow, default)]
     pub operation: Cow<'a, str>,
     /// Namespace of the object.
-    #[serde(borrow, default)]
     pub namespace: Option<Cow<'a, str>>,
     /// Name of the object.
-    #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
     /// Who sent the request.
-    #[serde(borrow, default)]
     pub user_info: UserInfo<'a>,
     /// Whether the request is a dry run.
-    #[serde(default)]
     pub dry_run: Option<bool>,
     /// The object as it would be stored, unparsed.
-    #[serde(borrow, default)]
-    pub object: Option<&'a RawValue>,
+    pub object: Option<RawJson<'a>>,
     /// The object as stored before this request (UPDATE, DELETE), unparsed.
-    #[serde(borrow, default)]
-    pub old_object: Option<&'a RawValue>,
+    pub old_object: Option<RawJson<'a>>,
+}
+
+/// The JSON text of a value of the request, not parsed yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a [u8]);
+
+impl<'a> RawJson<'a> {
+    /// Wraps JSON text.
+    pub fn new(json: &'a [u8]) -> Self {
+        Self(json)
+    }
+
+    /// Whether the value is `null`.
+    pub fn is_null(&self) -> bool {
+        egate_json::is_null(self.0)
+    }
+
+    /// The JSON text.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// Parses the value as a `T`; `what` names it in the error
+    /// (`request.object as a Pod`).
+    pub fn parse<T: Deserialize<'a>>(&self, what: &str) -> Result<T, Error> {
+        serde_json::from_slice(self.0).map_err(|e| Error::json(what, e))
+    }
 }
 
 /// Group, version and kind of an object.
@@ -95,9 +114,30 @@ impl UserInfo<'_> {
 }
 
 impl<'a> Request<'a> {
-    /// Parses AdmissionRequest JSON (what the host hands a guest).
+    /// Parses AdmissionRequest JSON (what the host hands a guest). A member
+    /// of the wrong type is an error naming it.
     pub fn parse(json: &'a [u8]) -> Result<Self, Error> {
-        serde_json::from_slice(json).map_err(|e| Error::json("the admission request", e))
+        let members = egate_json::members(json)
+            .ok_or_else(|| Error::new("cannot read the admission request: it is not a JSON object"))?;
+        let mut request = Request::default();
+        for (key, value) in members {
+            let value = RawJson(value);
+            match key.name().as_deref().unwrap_or_default() {
+                "uid" => request.uid = value.parse("request.uid")?,
+                "kind" => request.kind = value.parse("request.kind")?,
+                "resource" => request.resource = value.parse("request.resource")?,
+                "subResource" => request.sub_resource = value.parse("request.subResource")?,
+                "operation" => request.operation = value.parse("request.operation")?,
+                "namespace" => request.namespace = value.parse("request.namespace")?,
+                "name" => request.name = value.parse("request.name")?,
+                "userInfo" => request.user_info = value.parse("request.userInfo")?,
+                "dryRun" => request.dry_run = value.parse("request.dryRun")?,
+                "object" => request.object = Some(value),
+                "oldObject" => request.old_object = Some(value),
+                _ => {}
+            }
+        }
+        Ok(request)
     }
 
     /// `true` for an UPDATE of `pods/ephemeralcontainers`: what `kubectl debug` sends.
@@ -111,17 +151,21 @@ impl<'a> Request<'a> {
     /// `oldObject` already had: what judging new debug containers takes.
     /// Missing objects are `None`.
     pub fn pods(&self) -> Result<PodPair<'a>, Error> {
-        let old: Option<OldPodNames> = parse_raw(self.old_object, "oldObject")?;
-        Ok(PodPair {
-            object: parse_raw(self.object, "object")?,
-            old_ephemeral_names: old.map(|old| old.spec.ephemeral_containers.into_iter().map(|c| c.name).collect()),
-        })
+        let object = match present(self.object) {
+            Some(raw) => Some(PodView::parse(raw.0).map_err(|e| e.within("request.object"))?),
+            None => None,
+        };
+        let old_ephemeral_names = match present(self.old_object) {
+            Some(raw) => Some(ephemeral_container_names(raw.0).map_err(|e| e.within("request.oldObject"))?),
+            None => None,
+        };
+        Ok(PodPair { object, old_ephemeral_names })
     }
 
     /// A light view of `oldObject`, for policies that compare more than
     /// ephemeral container names.
     pub fn old_pod(&self) -> Result<Option<PodView<'a>>, Error> {
-        parse_raw(self.old_object, "oldObject")
+        present(self.old_object).map(|raw| PodView::parse(raw.0).map_err(|e| e.within("request.oldObject"))).transpose()
     }
 
     /// The whole `object` as a typed k8s-openapi `Pod`. Costs tens of
@@ -139,13 +183,31 @@ impl<'a> Request<'a> {
     }
 }
 
-fn parse_raw<'a, T: Deserialize<'a>>(raw: Option<&'a RawValue>, what: &str) -> Result<Option<T>, Error> {
-    match raw {
-        Some(raw) if raw.get() != "null" => {
-            serde_json::from_str(raw.get()).map(Some).map_err(|e| Error::json(&format!("request.{what} as a Pod"), e))
-        }
-        _ => Ok(None),
+fn parse_raw<'a, T: Deserialize<'a>>(raw: Option<RawJson<'a>>, what: &str) -> Result<Option<T>, Error> {
+    present(raw).map(|raw| raw.parse(&format!("request.{what} as a Pod"))).transpose()
+}
+
+/// The object, unless it is missing or `null`.
+fn present(raw: Option<RawJson<'_>>) -> Option<RawJson<'_>> {
+    raw.filter(|raw| !raw.is_null())
+}
+
+/// `spec.ephemeralContainers[*].name` of a pod, skipping everything else.
+fn ephemeral_container_names(pod: &[u8]) -> Result<Vec<Cow<'_, str>>, Error> {
+    if egate_json::members(pod).is_none() {
+        return Err(Error::new("it is not a JSON object"));
     }
+    let list = egate_json::member(pod, "spec").and_then(|spec| egate_json::member(spec, "ephemeralContainers"));
+    let Some(list) = list.filter(|list| !egate_json::is_null(list)) else { return Ok(Vec::new()) };
+    if !list.starts_with(b"[") {
+        return Err(Error::new("spec.ephemeralContainers is not a list"));
+    }
+    egate_json::elements(list)
+        .map(|container| match egate_json::member(container, "name") {
+            Some(name) => serde_json::from_slice(name).map_err(|e| Error::json("spec.ephemeralContainers[].name", e)),
+            None => Ok(Cow::Borrowed("")),
+        })
+        .collect()
 }
 
 /// `object` of a request as a light Pod view, with what `oldObject` says
@@ -156,28 +218,6 @@ pub struct PodPair<'a> {
     pub object: Option<PodView<'a>>,
     /// Names of the ephemeral containers of `oldObject`; `None` without one.
     pub old_ephemeral_names: Option<Vec<Cow<'a, str>>>,
-}
-
-/// `oldObject`, read only for its ephemeral containers' names.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct OldPodNames<'a> {
-    #[serde(borrow)]
-    spec: OldSpecNames<'a>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct OldSpecNames<'a> {
-    #[serde(borrow)]
-    ephemeral_containers: Vec<NameOnly<'a>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct NameOnly<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
 }
 
 impl<'a> PodPair<'a> {
@@ -233,6 +273,15 @@ mod tests {
         let new: Vec<_> = pods.new_ephemeral_containers().map(|c| c.name.to_string()).collect();
         // The escaped name still compares equal once decoded.
         assert_eq!(new, ["dbg1"]);
+    }
+
+    #[test]
+    fn escaped_keys_are_read_as_their_names() {
+        let r = Request::parse(
+            br#"{"\u006fbject": {"sp\u0065c": {"ephemeralContainers": [{"name": "dbg", "image": "busybox"}]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.pods().unwrap().new_ephemeral_containers().count(), 1);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use egate_guest::Error;
-use egate_guest::serde_json::{self, value::RawValue};
+use egate_guest::RawJson;
+use egate_guest::serde_json;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -398,13 +399,8 @@ where
 
 /// Parses `request.object` or `request.oldObject` as a [`Pod`]; a missing
 /// or `null` object is `None`.
-pub fn parse_pod<'a>(raw: Option<&'a RawValue>, what: &str) -> Result<Option<Pod<'a>>, Error> {
-    match raw {
-        Some(raw) if raw.get() != "null" => serde_json::from_str(raw.get())
-            .map(Some)
-            .map_err(|e| Error::new(format!("cannot read request.{what} as a Pod: {e}"))),
-        _ => Ok(None),
-    }
+pub fn parse_pod<'a>(raw: Option<RawJson<'a>>, what: &str) -> Result<Option<Pod<'a>>, Error> {
+    raw.filter(|raw| !raw.is_null()).map(|raw| raw.parse(&format!("request.{what} as a Pod"))).transpose()
 }
 
 #[cfg(test)]
@@ -459,8 +455,7 @@ mod tests {
 
     #[test]
     fn a_pod_of_the_wrong_shape_is_an_error_naming_the_object() {
-        let raw: &RawValue = serde_json::from_str(r#"{"spec": {"containers": 7}}"#).unwrap();
-        let err = parse_pod(Some(raw), "object").unwrap_err();
+        let err = parse_pod(Some(RawJson::new(br#"{"spec": {"containers": 7}}"#)), "object").unwrap_err();
         assert!(err.message().starts_with("cannot read request.object as a Pod"), "{err}");
     }
 }
