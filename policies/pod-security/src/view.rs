@@ -13,7 +13,6 @@ use std::marker::PhantomData;
 
 use egate_guest::Error;
 use egate_guest::RawJson;
-use egate_guest::serde_json;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
