@@ -33,6 +33,9 @@ pub struct Policy {
     module: Option<GuestModule>,
     settings: Vec<u8>,
     params: kube_cel::cel::Value,
+    /// A validating built-in of the bundled library: it judges a request
+    /// together with the other such policies, in one instance.
+    batched: bool,
 }
 
 /// A compiled `validations` entry.
@@ -78,7 +81,8 @@ impl Policy {
 
     /// Judges a request that matched: `None` when a matchCondition is
     /// false, else the module's verdict joined with the CEL validations'.
-    fn judge(&self, request: &CelRequest) -> Option<Verdict> {
+    /// `decided` is the module's output when it already ran in a batch.
+    fn judge(&self, request: &CelRequest, decided: Option<&[u8]>) -> Option<Verdict> {
         let bindings = Bindings { request, params: &self.params };
         for (name, condition) in &self.conditions {
             match condition.evaluate_bool(&bindings) {
@@ -91,9 +95,15 @@ impl Policy {
                 }
             }
         }
-        let verdict = match &self.module {
-            Some(module) => self.run_module(module, request.json().as_bytes()),
-            None => Verdict::Pass { warnings: Vec::new(), audit_annotations: Default::default(), patch: Vec::new() },
+        let verdict = match (&self.module, decided) {
+            (Some(_), Some(output)) => self.read_decision(output),
+            (Some(module), None) => match module.evaluate(request.json().as_bytes(), &self.settings, self.timeout_ms) {
+                Ok(output) => self.read_decision(&output),
+                Err(e) => Verdict::Failure { cause: format!("module {e}") },
+            },
+            (None, _) => {
+                Verdict::Pass { warnings: Vec::new(), audit_annotations: Default::default(), patch: Vec::new() }
+            }
         };
         if matches!(verdict, Verdict::Failure { .. }) {
             return Some(verdict);
@@ -119,13 +129,9 @@ impl Policy {
         Ok(violations)
     }
 
-    /// Runs the module on the request JSON and reads its decision.
-    fn run_module(&self, module: &GuestModule, request: &[u8]) -> Verdict {
-        let output = match module.evaluate(request, &self.settings, self.timeout_ms) {
-            Ok(output) => output,
-            Err(e) => return Verdict::Failure { cause: format!("module {e}") },
-        };
-        let decision = match GuestDecision::parse(&output) {
+    /// Reads the decision the module returned.
+    fn read_decision(&self, output: &[u8]) -> Verdict {
+        let decision = match GuestDecision::parse(output) {
             Ok(decision) => decision,
             Err(e) => return Verdict::Failure { cause: format!("module {e}") },
         };
@@ -308,9 +314,19 @@ impl PolicySet {
         let mut request = CelRequest::new(review.request, &self.cel_reads);
         let mut patch: Vec<Value> = Vec::new();
         let mut results = Vec::new();
-        for policy in self.policies.iter().filter(|p| mode.runs(p) && p.matcher.judges(&review.facts)) {
+        let judging: Vec<&Policy> =
+            self.policies.iter().filter(|p| mode.runs(p) && p.matcher.judges(&review.facts)).collect();
+        // Mutating policies come first: once they are done the request is
+        // final, and the validating built-ins can judge it in one batch.
+        let mutating = judging.iter().take_while(|p| p.mutating).count();
+        let mut batch: Option<Batch> = None;
+        for (index, policy) in judging.iter().enumerate() {
+            if index == mutating {
+                batch = Batch::run(&judging[mutating..], request.json().as_bytes());
+            }
             let started = Instant::now();
-            let Some(mut verdict) = policy.judge(&request) else { continue };
+            let decided = batch.as_ref().and_then(|b| b.output_of(&policy.name));
+            let Some(mut verdict) = policy.judge(&request, decided) else { continue };
             if let Verdict::Pass { patch: ops, .. } = &mut verdict
                 && !ops.is_empty()
             {
@@ -322,14 +338,64 @@ impl PolicySet {
                     Err(cause) => verdict = Verdict::Failure { cause },
                 }
             }
+            let shared = batch.as_ref().filter(|_| decided.is_some()).map(Batch::share).unwrap_or_default();
             traces.push(PolicyTrace {
                 policy: policy.name.clone(),
-                elapsed: started.elapsed(),
+                elapsed: started.elapsed() + shared,
                 outcome: (&verdict).into(),
             });
             results.push(policy.result(verdict));
         }
         Ok((combine(&review.facts.uid, &results, &patch), traces))
+    }
+}
+
+/// The validating built-ins of the bundled library that judge a request,
+/// run in one instance of the library, which parses the request once.
+/// Semantics are those of running each alone: if the batch fails in any way
+/// (trap, deadline, output), each policy runs alone instead, so that a
+/// failure is the failure of the policy that caused it.
+struct Batch {
+    /// Each policy's decision JSON, by policy name.
+    outputs: HashMap<String, Vec<u8>>,
+    elapsed: std::time::Duration,
+}
+
+impl Batch {
+    /// Runs the batch when at least two policies can share it.
+    fn run(policies: &[&Policy], request: &[u8]) -> Option<Self> {
+        let members: Vec<&Policy> = policies.iter().copied().filter(|p| p.batched).collect();
+        let module = members.first()?.module.as_ref()?;
+        if members.len() < 2 {
+            return None;
+        }
+        let started = Instant::now();
+        let mut settings = b"[".to_vec();
+        for (index, policy) in members.iter().enumerate() {
+            if index > 0 {
+                settings.push(b',');
+            }
+            settings.extend(&policy.settings);
+        }
+        settings.push(b']');
+        let timeout_ms = members.iter().map(|p| p.timeout_ms).sum();
+        let output = module.evaluate_batch(request, &settings, timeout_ms).ok()?;
+        let decisions: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&output).ok()?;
+        if decisions.len() != members.len() {
+            return None;
+        }
+        let outputs =
+            members.iter().zip(decisions).map(|(p, d)| (p.name.clone(), d.get().as_bytes().to_vec())).collect();
+        Some(Self { outputs, elapsed: started.elapsed() })
+    }
+
+    fn output_of(&self, policy: &str) -> Option<&[u8]> {
+        self.outputs.get(policy).map(Vec::as_slice)
+    }
+
+    /// Each member's share of the batch's time, for its trace.
+    fn share(&self) -> std::time::Duration {
+        self.elapsed / self.outputs.len().max(1) as u32
     }
 }
 
@@ -417,6 +483,7 @@ fn load_policy(
         matcher: Matcher::new(spec.match_, spec.exclude),
         conditions,
         validations,
+        batched: bundled_as.is_some() && !spec.mutating && module.as_ref().is_some_and(GuestModule::can_batch),
         module,
         settings,
         params: params_value(&spec.settings),

@@ -67,6 +67,10 @@ fn keep_resident() -> usize {
     if PoolingAllocationConfig::is_pagemap_scan_available() { 4 << 20 } else { 0 }
 }
 
+/// The export of a module that judges a request with several of its
+/// policies at once (not part of ABI v1: egate's built-in library has it).
+const BATCH_EXPORT: &str = "egate_evaluate_batch";
+
 /// Per-evaluation state of a store.
 pub(crate) struct GuestState {
     limits: StoreLimits,
@@ -224,6 +228,26 @@ impl GuestModule {
             let (req_ptr, req_len) = call.write_input(request)?;
             let (set_ptr, set_len) = call.write_input(settings)?;
             call.call_export("egate_evaluate", &[req_ptr, req_len, set_ptr, set_len])
+        })
+    }
+
+    /// Whether the module exports `egate_evaluate_batch` (egate's built-in
+    /// library does): several of its policies can then judge one request in
+    /// one instance.
+    pub fn can_batch(&self) -> bool {
+        self.pre.module().get_export(BATCH_EXPORT).and_then(|e| e.func().cloned()).is_some_and(|f| {
+            f.params().len() == 4 && f.params().all(|p| p.is_i32()) && f.results().map(|r| r.is_i64()).eq([true])
+        })
+    }
+
+    /// Runs `egate_evaluate_batch` in a fresh instance: the settings are a
+    /// JSON array of the policies' settings, the output a JSON array of
+    /// their decisions.
+    pub fn evaluate_batch(&self, request: &[u8], batch: &[u8], timeout_ms: u64) -> Result<Vec<u8>, GuestError> {
+        self.call(timeout_ms, |call| {
+            let (req_ptr, req_len) = call.write_input(request)?;
+            let (set_ptr, set_len) = call.write_input(batch)?;
+            call.call_export(BATCH_EXPORT, &[req_ptr, req_len, set_ptr, set_len])
         })
     }
 

@@ -4,10 +4,13 @@
 //! (each module's JIT code otherwise competes for the CPU caches).
 //!
 //! The module speaks ABI v1; its settings are `{"policy": NAME, "settings":
-//! SETTINGS}`, which the host writes when it resolves `builtin:NAME`.
+//! SETTINGS}`, which the host writes when it resolves `builtin:NAME`. It
+//! also exports `egate_evaluate_batch`, with which the host has several
+//! validating built-ins judge one request in one instance (the request is
+//! then parsed once); see [`evaluate_batch`].
 
-use egate_guest::Decision;
 use egate_guest::abi::{self, BundledSettings};
+use egate_guest::{Decision, Request};
 
 /// The names of the bundled policies.
 pub const POLICIES: [&str; 14] = [
@@ -58,23 +61,56 @@ pub fn evaluate(request: &[u8], bundled: &[u8]) -> Vec<u8> {
     let Ok(BundledSettings { policy, settings }) = BundledSettings::parse(bundled) else {
         return Decision::error("the built-in library got no policy name").to_json();
     };
-    let settings = settings.get().as_bytes();
-    match policy.as_ref() {
-        "audit" => abi::evaluate_json(&egate_policy_audit::evaluate, request, settings),
-        "capabilities" => abi::evaluate_json(&egate_policy_capabilities::evaluate, request, settings),
-        "env-secrets" => abi::evaluate_json(&egate_policy_env_secrets::evaluate, request, settings),
-        "harden" => abi::evaluate_json(&egate_policy_harden::evaluate, request, settings),
-        "image-mirror" => abi::evaluate_json(&egate_policy_image_mirror::evaluate, request, settings),
-        "images" => abi::evaluate_json(&egate_policy_images::evaluate, request, settings),
-        "max-count" => abi::evaluate_json(&egate_policy_max_count::evaluate, request, settings),
-        "namespaces" => abi::evaluate_json(&egate_policy_namespaces::evaluate, request, settings),
-        "pod-security" => abi::evaluate_json(&egate_policy_pod_security::evaluate, request, settings),
-        "privilege-escalation" => abi::evaluate_json(&egate_policy_privilege_escalation::evaluate, request, settings),
-        "privileged" => abi::evaluate_json(&egate_policy_privileged::evaluate, request, settings),
-        "run-as-non-root" => abi::evaluate_json(&egate_policy_run_as_non_root::evaluate, request, settings),
-        "target" => abi::evaluate_json(&egate_policy_target::evaluate, request, settings),
-        "volume-mounts" => abi::evaluate_json(&egate_policy_volume_mounts::evaluate, request, settings),
-        other => Decision::error(format!("no built-in policy {other:?}")).to_json(),
+    match Request::parse(request) {
+        Ok(request) => decide(&policy, &request, settings.get().as_bytes()),
+        Err(e) => Decision::error(e.message()),
+    }
+    .to_json()
+}
+
+/// `egate_evaluate_batch`: several of the bundled policies judge one
+/// request, parsed once; the settings are a JSON array of `{"policy": NAME,
+/// "settings": ...}` and the output is the JSON array of their decisions,
+/// in the same order.
+pub fn evaluate_batch(request: &[u8], batch: &[u8]) -> Vec<u8> {
+    let Ok(batch) = serde_json::from_slice::<Vec<BundledSettings>>(batch) else {
+        return Decision::error("the built-in library expects a list of {\"policy\": NAME, \"settings\": ...}")
+            .to_json();
+    };
+    let request = Request::parse(request);
+    let mut output = b"[".to_vec();
+    for (index, BundledSettings { policy, settings }) in batch.iter().enumerate() {
+        if index > 0 {
+            output.push(b',');
+        }
+        let decision = match &request {
+            Ok(request) => decide(policy, request, settings.get().as_bytes()),
+            Err(e) => Decision::error(e.message()),
+        };
+        output.extend(decision.to_json());
+    }
+    output.push(b']');
+    output
+}
+
+/// Runs the named policy.
+fn decide(policy: &str, request: &Request, settings: &[u8]) -> Decision {
+    match policy {
+        "audit" => abi::decide(&egate_policy_audit::evaluate, request, settings),
+        "capabilities" => abi::decide(&egate_policy_capabilities::evaluate, request, settings),
+        "env-secrets" => abi::decide(&egate_policy_env_secrets::evaluate, request, settings),
+        "harden" => abi::decide(&egate_policy_harden::evaluate, request, settings),
+        "image-mirror" => abi::decide(&egate_policy_image_mirror::evaluate, request, settings),
+        "images" => abi::decide(&egate_policy_images::evaluate, request, settings),
+        "max-count" => abi::decide(&egate_policy_max_count::evaluate, request, settings),
+        "namespaces" => abi::decide(&egate_policy_namespaces::evaluate, request, settings),
+        "pod-security" => abi::decide(&egate_policy_pod_security::evaluate, request, settings),
+        "privilege-escalation" => abi::decide(&egate_policy_privilege_escalation::evaluate, request, settings),
+        "privileged" => abi::decide(&egate_policy_privileged::evaluate, request, settings),
+        "run-as-non-root" => abi::decide(&egate_policy_run_as_non_root::evaluate, request, settings),
+        "target" => abi::decide(&egate_policy_target::evaluate, request, settings),
+        "volume-mounts" => abi::decide(&egate_policy_volume_mounts::evaluate, request, settings),
+        other => Decision::error(format!("no built-in policy {other:?}")),
     }
 }
 
@@ -103,6 +139,13 @@ mod exports {
         let (request, settings) = unsafe { (abi::input(req_ptr, req_len), abi::input(set_ptr, set_len)) };
         abi::output(super::evaluate(request, settings))
     }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn egate_evaluate_batch(req_ptr: i32, req_len: i32, set_ptr: i32, set_len: i32) -> i64 {
+        // SAFETY: the host passes buffers it wrote through egate_alloc.
+        let (request, batch) = unsafe { (abi::input(req_ptr, req_len), abi::input(set_ptr, set_len)) };
+        abi::output(super::evaluate_batch(request, batch))
+    }
 }
 
 #[cfg(test)]
@@ -116,5 +159,29 @@ mod tests {
         assert!(bad.contains(r#""valid":false"#), "{bad}");
         let unknown = String::from_utf8(validate_settings(br#"{"policy":"nope","settings":null}"#)).unwrap();
         assert!(unknown.contains("no built-in policy"), "{unknown}");
+    }
+
+    #[test]
+    fn a_batch_answers_each_policy_in_order() {
+        let request = egate_guest::testing::debug_request(
+            &egate_guest::testing::web_pod(),
+            serde_json::json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"privileged": true}}),
+            "alice",
+            &[],
+        );
+        let batch = br#"[{"policy": "images", "settings": {"disallowLatest": true}},
+                         {"policy": "privileged", "settings": {}},
+                         {"policy": "nope", "settings": {}}]"#;
+        let output: Vec<serde_json::Value> = serde_json::from_slice(&evaluate_batch(&request, batch)).unwrap();
+        assert_eq!(output.len(), 3);
+        assert_eq!(output[0]["allowed"], true);
+        assert_eq!(output[1]["allowed"], false);
+        assert!(output[2]["error"].as_str().unwrap().contains("no built-in policy"), "{output:?}");
+        for (single, batched) in [("images", &output[0]), ("privileged", &output[1])] {
+            let settings = if single == "images" { r#"{"disallowLatest": true}"# } else { "{}" };
+            let bundled = format!(r#"{{"policy": "{single}", "settings": {settings}}}"#);
+            let alone: serde_json::Value = serde_json::from_slice(&evaluate(&request, bundled.as_bytes())).unwrap();
+            assert_eq!(&alone, batched);
+        }
     }
 }

@@ -47,11 +47,25 @@ where
     F: Fn(&Request<'_>, &S) -> D,
     D: IntoDecision,
 {
-    let decision = match (Request::parse(request), parse_settings::<S>(settings)) {
-        (Ok(request), Ok(settings)) => policy(&request, &settings).into_decision(),
-        (Err(e), _) | (_, Err(e)) => crate::Decision::error(e.message()),
-    };
-    decision.to_json()
+    match Request::parse(request) {
+        Ok(request) => decide(policy, &request, settings),
+        Err(e) => crate::Decision::error(e.message()),
+    }
+    .to_json()
+}
+
+/// Runs the policy function on a parsed request and settings JSON. A bundle
+/// judging one request with several of its policies parses it once.
+pub fn decide<S, F, D>(policy: &F, request: &Request<'_>, settings: &[u8]) -> crate::Decision
+where
+    S: Settings,
+    F: Fn(&Request<'_>, &S) -> D,
+    D: IntoDecision,
+{
+    match parse_settings::<S>(settings) {
+        Ok(settings) => policy(request, &settings).into_decision(),
+        Err(e) => crate::Decision::error(e.message()),
+    }
 }
 
 /// Settings of a policy inside a bundle of policies: which one, and its own

@@ -38,6 +38,8 @@ pub struct Request<'a> {
     pub object: Option<RawJson<'a>>,
     /// The object as stored before this request (UPDATE, DELETE), unparsed.
     pub old_object: Option<RawJson<'a>>,
+    /// [`Request::pods`], read once however many policies ask.
+    pods: std::cell::OnceCell<Result<PodPair<'a>, Error>>,
 }
 
 /// The JSON text of a value of the request, not parsed yet.
@@ -149,8 +151,13 @@ impl<'a> Request<'a> {
 
     /// A light view of `object`, and the names of the ephemeral containers
     /// `oldObject` already had: what judging new debug containers takes.
-    /// Missing objects are `None`.
-    pub fn pods(&self) -> Result<PodPair<'a>, Error> {
+    /// Missing objects are `None`. Read once, when first asked for: the
+    /// policies of egate's built-in library share it.
+    pub fn pods(&self) -> Result<&PodPair<'a>, Error> {
+        self.pods.get_or_init(|| self.read_pods()).as_ref().map_err(Clone::clone)
+    }
+
+    fn read_pods(&self) -> Result<PodPair<'a>, Error> {
         let object = match present(self.object) {
             Some(raw) => Some(PodView::parse(raw.0).map_err(|e| e.within("request.object"))?),
             None => None,
@@ -183,6 +190,7 @@ impl<'a> Request<'a> {
     }
 }
 
+#[cfg(feature = "typed")]
 fn parse_raw<'a, T: Deserialize<'a>>(raw: Option<RawJson<'a>>, what: &str) -> Result<Option<T>, Error> {
     present(raw).map(|raw| raw.parse(&format!("request.{what} as a Pod"))).transpose()
 }
