@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use kube_cel::KubeCelExt;
@@ -298,6 +299,8 @@ fn type_name(value: &Value) -> &'static str {
 /// judges the request.
 pub struct CelRequest<'r> {
     request: Cow<'r, str>,
+    /// Where `object` and `oldObject` are in `request`, found once.
+    objects: OnceLock<[Option<Range<usize>>; 2]>,
     reads: &'r Reads,
     object: OnceLock<Option<Value>>,
     old_object: OnceLock<Option<Value>>,
@@ -310,11 +313,48 @@ impl<'r> CelRequest<'r> {
     pub fn new(request: impl Into<Cow<'r, str>>, reads: &'r Reads) -> Self {
         Self {
             request: request.into(),
+            objects: OnceLock::new(),
             reads,
             object: OnceLock::new(),
             old_object: OnceLock::new(),
             fields: OnceLock::new(),
         }
+    }
+
+    /// [`CelRequest::new`], when the caller has already found `object` and
+    /// `oldObject` (slices of `request`).
+    pub fn with_objects(
+        request: &'r str,
+        object: Option<&'r str>,
+        old_object: Option<&'r str>,
+        reads: &'r Reads,
+    ) -> Self {
+        let this = Self::new(request, reads);
+        let range = |part: &str| {
+            let start = part.as_ptr() as usize - request.as_ptr() as usize;
+            start..start + part.len()
+        };
+        let _ = this.objects.set([object.map(range), old_object.map(range)]);
+        this
+    }
+
+    /// The JSON text of `object` (`old`: of `oldObject`), if the request has one.
+    fn object_json(&self, old: bool) -> Option<&[u8]> {
+        let [object, old_object] = self.objects.get_or_init(|| {
+            let text = self.request.as_bytes();
+            let mut found = [None, None];
+            for (key, value) in egate_json::members(text).into_iter().flatten() {
+                let start = value.as_ptr() as usize - text.as_ptr() as usize;
+                if key.is("object") {
+                    found[0] = Some(start..start + value.len());
+                } else if key.is("oldObject") {
+                    found[1] = Some(start..start + value.len());
+                }
+            }
+            found
+        });
+        let range = if old { old_object } else { object };
+        range.clone().map(|range| &self.request.as_bytes()[range])
     }
 
     /// The request JSON these variables come from.
@@ -326,9 +366,8 @@ impl<'r> CelRequest<'r> {
     fn object(&self, old: bool) -> Option<Value> {
         let cell = if old { &self.old_object } else { &self.object };
         cell.get_or_init(|| {
-            let (name, projection) =
-                if old { ("oldObject", &self.reads.old_object) } else { ("object", &self.reads.object) };
-            match egate_json::member(self.request.as_bytes(), name) {
+            let projection = if old { &self.reads.old_object } else { &self.reads.object };
+            match self.object_json(old) {
                 Some(raw) => cel_from_json(raw, projection),
                 None => Some(Value::Null),
             }

@@ -311,7 +311,8 @@ impl PolicySet {
     ) -> Result<(AdmissionResponse, Vec<PolicyTrace>), ReviewError> {
         let review = Review::parse(review)?;
         let mut traces = Vec::new();
-        let mut request = CelRequest::new(review.request, &self.cel_reads);
+        let mut request =
+            CelRequest::with_objects(review.request, review.facts.object, review.facts.old_object, &self.cel_reads);
         let mut patch: Vec<Value> = Vec::new();
         let mut results = Vec::new();
         let judging: Vec<&Policy> =
