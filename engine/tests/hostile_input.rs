@@ -45,6 +45,7 @@ fn malformed_reviews_are_clear_errors() {
         ("empty", b"".to_vec(), "not valid JSON"),
         ("truncated", valid[..valid.len() / 2].to_vec(), "not valid JSON"),
         ("non-UTF-8", [&valid[..20], b"\xff\xfe", &valid[20..]].concat(), "not valid JSON"),
+        ("non-UTF-8 in an unknown member", [&valid[..valid.len() - 1], b",\"x\": \"\xff\"}"].concat(), "not UTF-8"),
         ("array", b"[1, 2, 3]".to_vec(), "not valid JSON"),
         ("wrong kind", br#"{"apiVersion": "v1", "kind": "Pod"}"#.to_vec(), "expected apiVersion admission.k8s.io/v1"),
         ("no request", br#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}"#.to_vec(), "has no request"),
