@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load test of `egate serve` on loopback (docs/security.md, docs/performance.md):
-# wrk POSTs a kubectl debug AdmissionReview to /validate over TLS with
-# keep-alive for SECONDS (default 60) while the policy set is reloaded twice
+# wrk POSTs a kubectl debug AdmissionReview to /validate (ENDPOINT=mutate for
+# /mutate) over TLS with keep-alive for SECONDS (default 60) while the
+# policy set is reloaded twice
 # (file change, then SIGHUP) and the certificate is rotated. It fails unless
 # every request got a 2xx answer. Needs wrk and openssl (Debian packages);
 # builds target/release/egate first.
@@ -10,6 +11,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 seconds="${1:-60}"
 connections="${CONNECTIONS:-4}"
 port="${PORT:-18643}"
+endpoint="${ENDPOINT:-validate}"  # or mutate
 command -v wrk >/dev/null || { echo "loadtest: wrk is missing: apt-get install -y wrk" >&2; exit 2; }
 command -v openssl >/dev/null || { echo "loadtest: openssl is missing: apt-get install -y openssl" >&2; exit 2; }
 
@@ -46,7 +48,7 @@ target/release/egate serve --policies "$work/policies.yaml" --addr "127.0.0.1:$p
 server=$!
 for _ in $(seq 200); do curl -skf "https://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
 
-wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$work/post.lua" "https://127.0.0.1:$port/validate" >"$work/wrk.txt" &
+wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$work/post.lua" "https://127.0.0.1:$port/$endpoint" >"$work/wrk.txt" &
 load=$!
 sleep $((seconds / 4)); echo "# $(date +%T) policy file changed" >>"$work/policies.yaml"
 sleep $((seconds / 4)); kill -HUP "$server"

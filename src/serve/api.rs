@@ -2,7 +2,7 @@
 //! v1 in and out), `GET /healthz`, `GET /readyz` and `GET /metrics`.
 //!
 //! A review is judged on tokio's blocking pool behind a semaphore with one
-//! permit per worker (the cores, by default), so no more reviews run at
+//! permit per worker (four per core, by default), so no more reviews run at
 //! once than there are workers, whatever the number of connections. Each
 //! request has a deadline covering body, queue and judging.
 

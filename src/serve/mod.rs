@@ -69,7 +69,9 @@ pub struct ServeArgs {
     /// server calls webhooks over HTTPS only.
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     insecure_http: bool,
-    /// Reviews judged at once (the others queue). Default: the number of cores.
+    /// Reviews judged at once (the others queue). Default: four per core, so
+    /// that a policy running into its deadline holds one of many workers
+    /// and the others keep judging (the OS shares the cores among them).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     workers: Option<u32>,
     /// Longest a request may take, body to response, before it is answered
@@ -100,11 +102,17 @@ enum LogFormat {
     Compact,
 }
 
+/// Default workers per core. Measured with scripts/slowtest.sh on 2 cores
+/// (docs/performance.md): 1 per core serves less and lets one looping policy
+/// hold half the workers; 4 per core serves more, and a looping policy only
+/// costs the others its share of the CPU.
+const WORKERS_PER_CORE: usize = 4;
+
 /// Runs the webhook until SIGTERM or SIGINT; exits 0 once drained.
 pub fn run(args: &ServeArgs) -> Result<ExitCode> {
     init_logging(args.log_format, args.log_level);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = args.workers.map_or(cores, |n| n as usize);
+    let workers = args.workers.map_or(WORKERS_PER_CORE * cores, |n| n as usize);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("egate-serve")
@@ -130,7 +138,11 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
         [] => PolicySource::Default,
         paths => PolicySource::Files(paths.to_vec()),
     };
-    let sandbox = Sandbox::new(SandboxConfig::default()).map_err(anyhow::Error::msg)?;
+    // Every worker may hold an instance, with room for a reload's checks.
+    let instances = u32::try_from(workers).unwrap_or(u32::MAX).saturating_add(64);
+    let config = SandboxConfig::default();
+    let config = SandboxConfig { max_concurrent_instances: config.max_concurrent_instances.max(instances), ..config };
+    let sandbox = Sandbox::new(config).map_err(anyhow::Error::msg)?;
     let policies = Policies::new(source.clone(), sandbox, metrics.clone());
 
     let tls = match (&args.tls_cert, &args.tls_key) {
