@@ -14,15 +14,100 @@ use crate::error::ReviewError;
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
 
+/// An AdmissionReview as it is validated: every byte is checked by this
+/// one serde_json pass, which also reads the routing facts and where
+/// `object` and `oldObject` are.
+#[derive(Default)]
+struct ReviewIn<'a> {
+    api_version: Cow<'a, str>,
+    kind: Cow<'a, str>,
+    request: Option<RequestIn<'a>>,
+    /// No member follows `request` (as the API server writes it): its text
+    /// then ends where the review does, without skipping it to find out.
+    request_is_last: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum ReviewField {
+    ApiVersion,
+    Kind,
+    Request,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ReviewIn<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ReviewVisitor)
+    }
+}
+
+struct ReviewVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ReviewVisitor {
+    type Value = ReviewIn<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an AdmissionReview object")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        use serde::de::Error;
+        let mut review = ReviewIn::default();
+        let mut seen_request = false;
+        while let Some(field) = map.next_key::<ReviewField>()? {
+            review.request_is_last = matches!(field, ReviewField::Request);
+            match field {
+                ReviewField::ApiVersion => review.api_version = map.next_value::<CowStr>()?.0,
+                ReviewField::Kind => review.kind = map.next_value::<CowStr>()?.0,
+                ReviewField::Request if seen_request => return Err(M::Error::duplicate_field("request")),
+                ReviewField::Request => {
+                    seen_request = true;
+                    review.request = map.next_value()?;
+                }
+                ReviewField::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(review)
+    }
+}
+
+/// A string borrowed from the input when it has no escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapper<'a>(#[serde(borrow)] Cow<'a, str>);
+        Wrapper::deserialize(deserializer).map(|w| CowStr(w.0))
+    }
+}
+
+/// The `request` member, as validated.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ReviewIn<'a> {
+struct RequestIn<'a> {
     #[serde(borrow, default)]
-    api_version: Cow<'a, str>,
+    uid: Cow<'a, str>,
     #[serde(borrow, default)]
-    kind: Cow<'a, str>,
+    resource: Option<Resource<'a>>,
     #[serde(borrow, default)]
-    request: Option<&'a RawValue>,
+    sub_resource: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    operation: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    user_info: Option<UserInfo<'a>>,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    old_object: Option<&'a RawValue>,
 }
 
 /// What matching needs to know of a request. `object` and `oldObject`
@@ -121,77 +206,69 @@ impl<'a> Review<'a> {
         // serde_json does not check the UTF-8 of strings it skips; the
         // whole body is checked here (0.2 µs for 10 KB).
         let text = std::str::from_utf8(bytes).map_err(|e| ReviewError::Json(format!("the body is not UTF-8: {e}")))?;
-        let review: ReviewIn = serde_json::from_str(text).map_err(|e| ReviewError::Json(e.to_string()))?;
+        let review: ReviewIn = serde_json::from_str(text).map_err(|e| explain(text, e))?;
         if review.api_version != API_VERSION || review.kind != KIND {
             return Err(ReviewError::WrongKind {
                 api_version: review.api_version.into_owned(),
                 kind: review.kind.into_owned(),
             });
         }
-        let request = review.request.filter(|r| r.get() != "null").ok_or(ReviewError::MissingRequest)?;
-        let facts = RequestFacts::read(request.get())?;
-        Ok(Self { facts, request: request.get() })
-    }
-}
-
-impl<'a> RequestFacts<'a> {
-    /// Reads the facts from the `request` member's text, which serde_json
-    /// has already validated: [`egate_json`] finds the members without
-    /// parsing `object` and `oldObject` a second time.
-    fn read(request: &'a str) -> Result<Self, ReviewError> {
-        let invalid = |what: &str, e: serde_json::Error| ReviewError::InvalidRequest(format!("{what}: {e}"));
-        let members = egate_json::members(request.as_bytes())
-            .ok_or_else(|| ReviewError::InvalidRequest("request is not a JSON object".into()))?;
-        let mut facts = RequestFacts::default();
-        let (mut has_resource, mut has_operation) = (false, false);
-        for (key, value) in members {
-            let text = within(request, value);
-            let name = key.name().unwrap_or_default();
-            match name.as_ref() {
-                "uid" => facts.uid = serde_json::from_str(text).map_err(|e| invalid("request.uid", e))?,
-                "resource" => {
-                    facts.resource = serde_json::from_str(text).map_err(|e| invalid("request.resource", e))?;
-                    has_resource = true;
-                }
-                "subResource" => {
-                    facts.sub_resource = serde_json::from_str(text).map_err(|e| invalid("request.subResource", e))?
-                }
-                "operation" => {
-                    facts.operation = serde_json::from_str(text).map_err(|e| invalid("request.operation", e))?;
-                    has_operation = true;
-                }
-                "namespace" => {
-                    facts.namespace = serde_json::from_str(text).map_err(|e| invalid("request.namespace", e))?
-                }
-                "name" => facts.name = serde_json::from_str(text).map_err(|e| invalid("request.name", e))?,
-                "userInfo" => {
-                    facts.user_info = serde_json::from_str::<Option<_>>(text)
-                        .map_err(|e| invalid("request.userInfo", e))?
-                        .unwrap_or_default()
-                }
-                "object" => facts.object = Some(text),
-                "oldObject" => facts.old_object = Some(text),
-                _ => {}
-            }
-        }
-        if facts.uid.is_empty() {
+        let request_in = review.request.ok_or(ReviewError::MissingRequest)?;
+        if request_in.uid.is_empty() {
             return Err(ReviewError::InvalidRequest(
                 "request.uid is missing or empty: the response must echo it".into(),
             ));
         }
-        for (present, field) in [(has_resource, "request.resource"), (has_operation, "request.operation")] {
-            if !present {
-                return Err(ReviewError::InvalidRequest(format!("{field} is missing")));
-            }
-        }
-        Ok(facts)
+        let missing = |field: &str| ReviewError::InvalidRequest(format!("{field} is missing"));
+        let resource = request_in.resource.ok_or_else(|| missing("request.resource"))?;
+        let operation = request_in.operation.ok_or_else(|| missing("request.operation"))?;
+        let request = request_text(text, review.request_is_last)
+            .ok_or_else(|| ReviewError::InvalidRequest("request is not a JSON object".into()))?;
+        let facts = RequestFacts {
+            uid: request_in.uid,
+            resource,
+            sub_resource: request_in.sub_resource,
+            operation,
+            namespace: request_in.namespace,
+            name: request_in.name,
+            user_info: request_in.user_info.unwrap_or_default(),
+            object: request_in.object.map(RawValue::get),
+            old_object: request_in.old_object.map(RawValue::get),
+            ..RequestFacts::default()
+        };
+        Ok(Self { facts, request })
     }
 }
 
-/// `part`, a slice of `whole`'s bytes, as text.
-fn within<'a>(whole: &'a str, part: &[u8]) -> &'a str {
-    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
-    &whole[start..start + part.len()]
+/// The error of a review serde_json refused. A member of the wrong type is
+/// named by its path, found by parsing again (only on this error path).
+fn explain(text: &str, error: serde_json::Error) -> ReviewError {
+    if !error.is_data() {
+        return ReviewError::Json(error.to_string());
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, ReviewIn>(&mut deserializer) {
+        Err(e) if e.path().to_string().starts_with("request") => {
+            ReviewError::InvalidRequest(format!("{}: {}", e.path(), e.inner()))
+        }
+        Err(e) => ReviewError::Json(format!("{}: {}", e.path(), e.inner())),
+        Ok(_) => ReviewError::Json(error.to_string()),
+    }
+}
+
+/// The text of the `request` member of a review that serde_json has
+/// validated. When `request` is the last member, its text ends where the
+/// review's closing brace begins: only the members before it are skipped.
+fn request_text(review: &str, is_last: bool) -> Option<&str> {
+    let bytes = review.as_bytes();
+    let start = egate_json::member_start(bytes, "request")?;
+    let end = if is_last {
+        review.trim_end().strip_suffix('}')?.trim_end().len()
+    } else {
+        egate_json::skip_value(bytes, start)?
+    };
+    let text = review.get(start..end)?;
+    text.starts_with('{').then_some(text)
 }
 
 /// The `response` of an AdmissionReview.
@@ -267,6 +344,36 @@ mod tests {
         let review = Review::parse(bytes).unwrap();
         assert_eq!(review.facts.resource_path(), "pods/ephemeralcontainers");
         assert!(review.request.starts_with(r#"{"uid":"u1""#));
+    }
+
+    #[test]
+    fn the_request_text_is_exact_wherever_the_member_is() {
+        let request = r#"{"uid":"u1","operation":"CREATE","resource":{"resource":"pods"},"object":{"a":"}"}}"#;
+        for review in [
+            format!(r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#),
+            format!("{{\n \"kind\": \"AdmissionReview\",\n \"request\":  {request}  \n}}\n\n"),
+            format!(r#"{{"request":{request},"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}}"#),
+            format!(
+                r#"{{"kind":"AdmissionReview","request":{request},"x":{{"y":[1]}},"apiVersion":"admission.k8s.io/v1"}}"#
+            ),
+        ] {
+            let review = review.replace(
+                r#""kind": "AdmissionReview""#,
+                r#""kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1""#,
+            );
+            let parsed = Review::parse(review.as_bytes()).unwrap();
+            assert_eq!(parsed.request, request, "{review}");
+            assert_eq!(parsed.facts.object, Some(r#"{"a":"}"}"#));
+        }
+    }
+
+    #[test]
+    fn a_member_of_the_wrong_type_is_named() {
+        let review = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":7}}"#;
+        let error = Review::parse(review).unwrap_err().to_string();
+        assert!(error.contains("request is invalid: request.uid: invalid type"), "{error}");
+        let twice = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1"},"request":{"uid":"2"}}"#;
+        assert!(Review::parse(twice).unwrap_err().to_string().contains("duplicate field `request`"));
     }
 
     #[test]

@@ -31,6 +31,20 @@ pub fn member<'a>(object: &'a [u8], name: &str) -> Option<&'a [u8]> {
     members(object)?.filter(|(key, _)| key.is(name)).last().map(|(_, value)| value)
 }
 
+/// Where the value of the first member `name` of `object` starts: only the
+/// members before it are skipped, not the value itself. `None` when
+/// `object` is not an object or has no such member.
+pub fn member_start(object: &[u8], name: &str) -> Option<usize> {
+    let mut members = members(object)?;
+    loop {
+        let (key, value_start) = members.next_key()?;
+        if key.is(name) {
+            return Some(value_start);
+        }
+        members.at = skip_value(members.text, value_start)?;
+    }
+}
+
 /// The members of a JSON object, in order: each key (still escaped) and
 /// its value's text. `None` when `object` is not an object.
 pub fn members(object: &[u8]) -> Option<Members<'_>> {
@@ -82,10 +96,9 @@ pub struct Members<'a> {
     at: usize,
 }
 
-impl<'a> Iterator for Members<'a> {
-    type Item = (Key<'a>, &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<'a> Members<'a> {
+    /// The next key and where its value starts.
+    fn next_key(&mut self) -> Option<(Key<'a>, usize)> {
         let key_start = skip_separator(self.text, self.at)?;
         if self.text.get(key_start) != Some(&b'"') {
             self.at = self.text.len();
@@ -97,10 +110,18 @@ impl<'a> Iterator for Members<'a> {
             self.at = self.text.len();
             return None;
         }
-        let value_start = skip_whitespace(self.text, colon + 1);
+        Some((Key(&self.text[key_start + 1..key_end - 1]), skip_whitespace(self.text, colon + 1)))
+    }
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (Key<'a>, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (key, value_start) = self.next_key()?;
         let value_end = skip_value(self.text, value_start)?;
         self.at = value_end;
-        Some((Key(&self.text[key_start + 1..key_end - 1]), &self.text[value_start..value_end]))
+        Some((key, &self.text[value_start..value_end]))
     }
 }
 

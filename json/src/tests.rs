@@ -35,6 +35,16 @@ fn keys_compare_unescaped() {
 }
 
 #[test]
+fn member_start_skips_only_what_comes_before() {
+    let review = br#"{"kind": "AdmissionReview", "request": {"uid": "1"}, "x": 2}"#;
+    let start = member_start(review, "request").unwrap();
+    assert_eq!(&review[start..skip_value(review, start).unwrap()], br#"{"uid": "1"}"#);
+    assert_eq!(member_start(review, "missing"), None);
+    // The value itself is never looked at: a truncated one still has a start.
+    assert_eq!(member_start(br#"{"a": 1, "request": {"#, "request"), Some(20));
+}
+
+#[test]
 fn a_repeated_member_is_its_last_value() {
     assert_eq!(member(br#"{"privileged": false, "privileged": true}"#, "privileged"), Some(&b"true"[..]));
 }
@@ -87,6 +97,8 @@ fn agrees_with_serde(value: &Value, text: &[u8]) {
                 assert_eq!(key.name().as_deref(), Some(name.as_str()));
                 assert_eq!(&parse(slice), expected);
                 assert_eq!(&parse(member(text, name).unwrap()), expected);
+                let start = member_start(text, name).unwrap();
+                assert_eq!(&text[start..skip_value(text, start).unwrap()], *slice);
                 agrees_with_serde(expected, slice);
             }
         }
