@@ -27,8 +27,14 @@
 /// The value of member `name` of `object` (the last one if the name repeats,
 /// as Go's and serde_json's maps decide). `None` when `object` is not an
 /// object or has no such member.
-pub fn member<'a>(object: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    members(object)?.filter(|(key, _)| key.is(name)).last().map(|(_, value)| value)
+pub fn member<'t>(object: &'t [u8], name: &str) -> Option<&'t [u8]> {
+    member_in(object, name, None)
+}
+
+/// [`member`], jumping over containers with `index` when the object is
+/// part of the text it was built from.
+pub fn member_in<'t>(object: &'t [u8], name: &str, index: Option<&Index<'t>>) -> Option<&'t [u8]> {
+    members_in(object, index)?.filter(|(key, _)| key.is(name)).last().map(|(_, value)| value)
 }
 
 /// Where the value of the first member `name` of `object` starts: only the
@@ -47,17 +53,95 @@ pub fn member_start(object: &[u8], name: &str) -> Option<usize> {
 
 /// The members of a JSON object, in order: each key (still escaped) and
 /// its value's text. `None` when `object` is not an object.
-pub fn members(object: &[u8]) -> Option<Members<'_>> {
+pub fn members(object: &[u8]) -> Option<Members<'_, '_>> {
+    members_in(object, None)
+}
+
+/// [`members`], jumping over containers with `index`.
+pub fn members_in<'t, 'i>(object: &'t [u8], index: Option<&'i Index<'t>>) -> Option<Members<'t, 'i>> {
     let start = skip_whitespace(object, 0);
-    (object.get(start) == Some(&b'{')).then_some(Members { text: object, at: start + 1 })
+    (object.get(start) == Some(&b'{')).then_some(Members { text: object, at: start + 1, index })
 }
 
 /// The elements of a JSON array, in order; nothing when `array` is not an
 /// array.
-pub fn elements(array: &[u8]) -> Elements<'_> {
+pub fn elements(array: &[u8]) -> Elements<'_, '_> {
+    elements_in(array, None)
+}
+
+/// [`elements`], jumping over containers with `index`.
+pub fn elements_in<'t, 'i>(array: &'t [u8], index: Option<&'i Index<'t>>) -> Elements<'t, 'i> {
     let start = skip_whitespace(array, 0);
     let at = if array.get(start) == Some(&b'[') { start + 1 } else { array.len() };
-    Elements { text: array, at }
+    Elements { text: array, at, index }
+}
+
+/// Where each object and array of a JSON text ends, found in one pass.
+/// Walking the text again with it (the `*_in` functions) jumps over a
+/// container instead of scanning it: reading a few fields at several depths
+/// of a request then costs one scan of it, not one per level.
+#[derive(Debug, Clone, Default)]
+pub struct Index<'t> {
+    /// The indexed text: the index serves slices of it.
+    text: &'t [u8],
+    /// (start, end) of each container, by start; end 0 when it never closes.
+    spans: Vec<(u32, u32)>,
+}
+
+impl<'t> Index<'t> {
+    /// Indexes `text`. Broken text gives an index of what could be read.
+    pub fn new(text: &'t [u8]) -> Self {
+        let mut index = Index { text, spans: Vec::new() };
+        if u32::try_from(text.len()).is_err() {
+            return index;
+        }
+        let mut open: Vec<usize> = Vec::new();
+        let mut at = 0;
+        while let Some(&byte) = text.get(at) {
+            match byte {
+                b'"' => match skip_string(text, at) {
+                    Some(end) => {
+                        at = end;
+                        continue;
+                    }
+                    None => break,
+                },
+                b'{' | b'[' => {
+                    open.push(index.spans.len());
+                    index.spans.push((at as u32, 0));
+                }
+                b'}' | b']' => {
+                    if let Some(span) = open.pop() {
+                        index.spans[span].1 = (at + 1) as u32;
+                    }
+                }
+                _ => {}
+            }
+            at += 1;
+        }
+        index
+    }
+
+    /// The end of the container starting at `start` of `text`, when `text`
+    /// lies in the indexed text and the container closes inside `text`.
+    fn end_of(&self, text: &[u8], start: usize) -> Option<usize> {
+        let offset = (text.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
+        let at = offset.checked_add(start).filter(|&at| at < self.text.len())?;
+        let span = self.spans.binary_search_by_key(&(at as u32), |&(start, _)| start).ok()?;
+        let end = (self.spans[span].1 as usize).checked_sub(offset).filter(|&end| end > start)?;
+        (end <= text.len()).then_some(end)
+    }
+}
+
+/// Skips the value at `start`, with the index when there is one.
+fn skip_in(text: &[u8], start: usize, index: Option<&Index<'_>>) -> Option<usize> {
+    if let Some(index) = index
+        && matches!(text.get(start), Some(b'{' | b'['))
+        && let Some(end) = index.end_of(text, start)
+    {
+        return Some(end);
+    }
+    skip_value(text, start)
 }
 
 /// Whether `value` is JSON `null` (or nothing at all).
@@ -91,12 +175,13 @@ impl<'a> Key<'a> {
 
 /// Iterator over an object's members, from [`members`].
 #[derive(Debug, Clone)]
-pub struct Members<'a> {
-    text: &'a [u8],
+pub struct Members<'t, 'i> {
+    text: &'t [u8],
     at: usize,
+    index: Option<&'i Index<'t>>,
 }
 
-impl<'a> Members<'a> {
+impl<'a> Members<'a, '_> {
     /// The next key and where its value starts.
     fn next_key(&mut self) -> Option<(Key<'a>, usize)> {
         let key_start = skip_separator(self.text, self.at)?;
@@ -114,12 +199,12 @@ impl<'a> Members<'a> {
     }
 }
 
-impl<'a> Iterator for Members<'a> {
+impl<'a> Iterator for Members<'a, '_> {
     type Item = (Key<'a>, &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
         let (key, value_start) = self.next_key()?;
-        let value_end = skip_value(self.text, value_start)?;
+        let value_end = skip_in(self.text, value_start, self.index)?;
         self.at = value_end;
         Some((key, &self.text[value_start..value_end]))
     }
@@ -127,12 +212,13 @@ impl<'a> Iterator for Members<'a> {
 
 /// Iterator over an array's elements, from [`elements`].
 #[derive(Debug, Clone)]
-pub struct Elements<'a> {
-    text: &'a [u8],
+pub struct Elements<'t, 'i> {
+    text: &'t [u8],
     at: usize,
+    index: Option<&'i Index<'t>>,
 }
 
-impl<'a> Iterator for Elements<'a> {
+impl<'a> Iterator for Elements<'a, '_> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -141,7 +227,7 @@ impl<'a> Iterator for Elements<'a> {
             self.at = self.text.len();
             return None;
         }
-        let end = skip_value(self.text, start).filter(|&end| end > start)?;
+        let end = skip_in(self.text, start, self.index).filter(|&end| end > start)?;
         self.at = end;
         Some(&self.text[start..end])
     }

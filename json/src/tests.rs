@@ -114,7 +114,42 @@ fn agrees_with_serde(value: &Value, text: &[u8]) {
     }
 }
 
+/// Walking with an index of the whole text finds what walking without finds.
+fn index_agrees(text: &[u8], value: &[u8], index: &Index<'_>) {
+    if let Some(plain) = members(value) {
+        let indexed: Vec<_> = members_in(value, Some(index)).unwrap().collect();
+        assert_eq!(indexed, plain.collect::<Vec<_>>());
+        for (_, member) in indexed {
+            index_agrees(text, member, index);
+        }
+    } else {
+        let indexed: Vec<_> = elements_in(value, Some(index)).collect();
+        assert_eq!(indexed, elements(value).collect::<Vec<_>>());
+        for element in indexed {
+            index_agrees(text, element, index);
+        }
+    }
+}
+
+#[test]
+fn an_index_only_serves_its_own_text() {
+    let text = br#"{"a": {"b": [1, {"c": 2}]}, "d": "}"}"#;
+    let index = Index::new(text);
+    assert_eq!(member_in(text, "d", Some(&index)), Some(&br#""}""#[..]));
+    let copy = text.to_vec();
+    assert_eq!(member_in(&copy, "a", Some(&Index::new(text))), Some(&br#"{"b": [1, {"c": 2}]}"#[..]));
+    // A cut slice: the container does not close inside it, so it is scanned.
+    assert_eq!(members_in(&text[..12], Some(&index)).unwrap().count(), 0);
+}
+
 proptest! {
+    #[test]
+    fn an_index_agrees_with_scanning(value in any_json()) {
+        let text = serde_json::to_vec_pretty(&value).unwrap();
+        let index = Index::new(&text);
+        index_agrees(&text, &text, &index);
+    }
+
     #[test]
     fn agrees_with_serde_json_on_valid_json(value in any_json()) {
         agrees_with_serde(&value, &serde_json::to_vec(&value).unwrap());

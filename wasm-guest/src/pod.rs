@@ -26,11 +26,16 @@ impl<'a> PodView<'a> {
     /// `metadata`'s name, namespace, labels and annotations and the spec;
     /// `status` and the rest of `metadata` are skipped unparsed.
     pub fn parse(pod: &'a [u8]) -> Result<Self, Error> {
-        let members = egate_json::members(pod).ok_or_else(|| Error::new("it is not a JSON object"))?;
+        Self::parse_in(pod, None)
+    }
+
+    /// [`PodView::parse`] of a pod inside the request `index` was built from.
+    pub(crate) fn parse_in(pod: &'a [u8], index: Option<&egate_json::Index<'a>>) -> Result<Self, Error> {
+        let members = egate_json::members_in(pod, index).ok_or_else(|| Error::new("it is not a JSON object"))?;
         let mut view = PodView::default();
         for (key, value) in members {
             match key.name().as_deref().unwrap_or_default() {
-                "metadata" => view.metadata = MetadataView::parse(value)?,
+                "metadata" => view.metadata = MetadataView::parse(value, index)?,
                 "spec" => view.spec = read_field("spec", value)?,
                 _ => {}
             }
@@ -58,11 +63,12 @@ pub struct MetadataView<'a> {
 }
 
 impl<'a> MetadataView<'a> {
-    fn parse(metadata: &'a [u8]) -> Result<Self, Error> {
+    fn parse(metadata: &'a [u8], index: Option<&egate_json::Index<'a>>) -> Result<Self, Error> {
         if egate_json::is_null(metadata) {
             return Ok(Self::default());
         }
-        let members = egate_json::members(metadata).ok_or_else(|| Error::new("metadata is not a JSON object"))?;
+        let members =
+            egate_json::members_in(metadata, index).ok_or_else(|| Error::new("metadata is not a JSON object"))?;
         let mut view = MetadataView::default();
         for (key, value) in members {
             match key.name().as_deref().unwrap_or_default() {

@@ -40,6 +40,9 @@ pub struct Request<'a> {
     pub old_object: Option<RawJson<'a>>,
     /// [`Request::pods`], read once however many policies ask.
     pods: std::cell::OnceCell<Result<PodPair<'a>, Error>>,
+    /// Where each object and array of the request ends: reading the views
+    /// jumps over what it skips instead of scanning it again.
+    index: egate_json::Index<'a>,
 }
 
 /// The JSON text of a value of the request, not parsed yet.
@@ -119,7 +122,8 @@ impl<'a> Request<'a> {
     /// Parses AdmissionRequest JSON (what the host hands a guest). A member
     /// of the wrong type is an error naming it.
     pub fn parse(json: &'a [u8]) -> Result<Self, Error> {
-        let members = egate_json::members(json)
+        let index = egate_json::Index::new(json);
+        let members = egate_json::members_in(json, Some(&index))
             .ok_or_else(|| Error::new("cannot read the admission request: it is not a JSON object"))?;
         let mut request = Request::default();
         for (key, value) in members {
@@ -139,6 +143,7 @@ impl<'a> Request<'a> {
                 _ => {}
             }
         }
+        request.index = index;
         Ok(request)
     }
 
@@ -159,11 +164,13 @@ impl<'a> Request<'a> {
 
     fn read_pods(&self) -> Result<PodPair<'a>, Error> {
         let object = match present(self.object) {
-            Some(raw) => Some(PodView::parse(raw.0).map_err(|e| e.within("request.object"))?),
+            Some(raw) => Some(PodView::parse_in(raw.0, Some(&self.index)).map_err(|e| e.within("request.object"))?),
             None => None,
         };
         let old_ephemeral_names = match present(self.old_object) {
-            Some(raw) => Some(ephemeral_container_names(raw.0).map_err(|e| e.within("request.oldObject"))?),
+            Some(raw) => {
+                Some(ephemeral_container_names(raw.0, &self.index).map_err(|e| e.within("request.oldObject"))?)
+            }
             None => None,
         };
         Ok(PodPair { object, old_ephemeral_names })
@@ -172,7 +179,9 @@ impl<'a> Request<'a> {
     /// A light view of `oldObject`, for policies that compare more than
     /// ephemeral container names.
     pub fn old_pod(&self) -> Result<Option<PodView<'a>>, Error> {
-        present(self.old_object).map(|raw| PodView::parse(raw.0).map_err(|e| e.within("request.oldObject"))).transpose()
+        present(self.old_object)
+            .map(|raw| PodView::parse_in(raw.0, Some(&self.index)).map_err(|e| e.within("request.oldObject")))
+            .transpose()
     }
 
     /// The whole `object` as a typed k8s-openapi `Pod`. Costs tens of
@@ -201,17 +210,19 @@ fn present(raw: Option<RawJson<'_>>) -> Option<RawJson<'_>> {
 }
 
 /// `spec.ephemeralContainers[*].name` of a pod, skipping everything else.
-fn ephemeral_container_names(pod: &[u8]) -> Result<Vec<Cow<'_, str>>, Error> {
+fn ephemeral_container_names<'a>(pod: &'a [u8], index: &egate_json::Index<'a>) -> Result<Vec<Cow<'a, str>>, Error> {
     if egate_json::members(pod).is_none() {
         return Err(Error::new("it is not a JSON object"));
     }
-    let list = egate_json::member(pod, "spec").and_then(|spec| egate_json::member(spec, "ephemeralContainers"));
+    let index = Some(index);
+    let list = egate_json::member_in(pod, "spec", index)
+        .and_then(|spec| egate_json::member_in(spec, "ephemeralContainers", index));
     let Some(list) = list.filter(|list| !egate_json::is_null(list)) else { return Ok(Vec::new()) };
     if !list.starts_with(b"[") {
         return Err(Error::new("spec.ephemeralContainers is not a list"));
     }
-    egate_json::elements(list)
-        .map(|container| match egate_json::member(container, "name") {
+    egate_json::elements_in(list, index)
+        .map(|container| match egate_json::member_in(container, "name", index) {
             Some(name) => serde_json::from_slice(name).map_err(|e| Error::json("spec.ephemeralContainers[].name", e)),
             None => Ok(Cow::Borrowed("")),
         })
