@@ -99,42 +99,59 @@ impl CelExpression {
 
 /// The parts of `object` (or `oldObject`) that rules read: binding a whole
 /// Pod as CEL values costs far more than running a rule, so only the
-/// selected fields are built. A field used in any way other than selecting
-/// into it (`size()`, a macro's range, a function argument) is kept whole.
+/// selected fields are built. A field whose only use is `size()` is bound
+/// by its size alone: a list as that many nulls, a map as its keys with
+/// null values (a string as itself). A field used in any other way than
+/// selecting into it (a macro's range, a function argument) is kept whole.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Projection {
     whole: bool,
+    count: bool,
     fields: std::collections::BTreeMap<String, Projection>,
 }
 
 impl Projection {
     /// Everything.
     pub fn whole() -> Self {
-        Self { whole: true, fields: Default::default() }
+        Self { whole: true, ..Self::default() }
+    }
+
+    /// Only the size.
+    pub fn count() -> Self {
+        Self { count: true, ..Self::default() }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.whole && !self.count && self.fields.is_empty()
     }
 
     /// Adds what `other` needs.
     pub fn merge(&mut self, other: &Projection) {
-        if self.whole || other.whole {
+        if self.whole || other.whole || (self.count && !other.is_empty() && !other.count) {
             *self = Self::whole();
-            return;
-        }
-        for (field, projection) in &other.fields {
-            self.fields.entry(field.clone()).or_default().merge(projection);
+        } else if other.count && !self.is_empty() && !self.count {
+            *self = Self::whole();
+        } else if other.count {
+            *self = Self::count();
+        } else {
+            for (field, projection) in &other.fields {
+                self.fields.entry(field.clone()).or_default().merge(projection);
+            }
         }
     }
 
-    /// Adds a path, kept whole at its end.
-    fn add(&mut self, path: &[String]) {
+    /// Adds a path, needing `end` at its end (whole or count).
+    fn add(&mut self, path: &[String], end: &Projection) {
         match path.split_first() {
+            None => self.merge(end),
             _ if self.whole => {}
-            None => *self = Self::whole(),
-            Some((first, rest)) => self.fields.entry(first.clone()).or_default().add(rest),
+            _ if self.count => *self = Self::whole(),
+            Some((first, rest)) => self.fields.entry(first.clone()).or_default().add(rest, end),
         }
     }
 
     fn field(&self, name: &str) -> Option<&Projection> {
-        if self.whole { Some(self) } else { self.fields.get(name) }
+        if self.whole || self.count { Some(self) } else { self.fields.get(name) }
     }
 }
 
@@ -155,13 +172,31 @@ impl Reads {
     }
 
     fn record(&mut self, expr: &Expr) {
+        self.record_needing(expr, &Projection::whole());
+    }
+
+    /// Records `expr`; if it selects into `object` or `oldObject`, what it
+    /// selects is needed as `end` says.
+    fn record_needing(&mut self, expr: &Expr, end: &Projection) {
         if let Some((root, path)) = selection(expr) {
             match root {
-                "object" => self.object.add(&path),
-                "oldObject" => self.old_object.add(&path),
+                "object" => self.object.add(&path, end),
+                "oldObject" => self.old_object.add(&path, end),
                 _ => {}
             }
             return;
+        }
+        if let Expr::Call(call) = expr
+            && call.func_name == "size"
+        {
+            let operand = match (&call.target, call.args.as_slice()) {
+                (Some(target), []) => Some(&target.expr),
+                (None, [arg]) => Some(&arg.expr),
+                _ => None,
+            };
+            if let Some(operand) = operand {
+                return self.record_needing(operand, &Projection::count());
+            }
         }
         let mut visit = |e: &Expr| self.record(e);
         match expr {
@@ -399,6 +434,19 @@ impl<'r> CelRequest<'r> {
 /// request was validated when it arrived).
 fn cel_from_json(json: &[u8], projection: &Projection) -> Option<Value> {
     use serde::de::DeserializeSeed;
+    if projection.count {
+        if let Some(members) = egate_json::members(json) {
+            let mut keys: HashMap<Key, Value> = HashMap::new();
+            for (key, _) in members {
+                keys.insert(Key::String(Arc::new(key.name()?.into_owned())), Value::Null);
+            }
+            return Some(Value::Map(Map { map: Arc::new(keys) }));
+        }
+        if json.trim_ascii_start().starts_with(b"[") {
+            return Some(Value::List(Arc::new(vec![Value::Null; egate_json::elements(json).count()])));
+        }
+        return cel_from_json(json, &Projection::whole());
+    }
     if !projection.whole
         && let Some(members) = egate_json::members(json)
     {
@@ -550,12 +598,33 @@ mod tests {
                 .reads()
                 .clone();
         let mut expected = Projection::default();
-        expected.add(&["spec".into(), "ephemeralContainers".into()]);
-        expected.add(&["metadata".into(), "labels".into()]);
+        expected.add(&["spec".into(), "ephemeralContainers".into()], &Projection::count());
+        expected.add(&["metadata".into(), "labels".into()], &Projection::whole());
         assert_eq!(reads.object, expected);
         assert_eq!(reads.old_object, Projection::default());
-        let whole = CelExpression::compile("size(object) > 0").unwrap().reads().object.clone();
-        assert_eq!(whole, Projection::whole());
+        let counted = CelExpression::compile("size(object) > 0").unwrap().reads().object.clone();
+        assert_eq!(counted, Projection::count());
+        // Used both ways, the field is bound whole.
+        let both = "object.spec.containers.size() > 0 && object.spec.containers.all(c, c.name != '')";
+        let mut whole = Projection::default();
+        whole.add(&["spec".into(), "containers".into()], &Projection::whole());
+        assert_eq!(CelExpression::compile(both).unwrap().reads().object, whole);
+    }
+
+    #[test]
+    fn a_field_read_only_for_its_size_has_the_right_size() {
+        for rule in [
+            "object.spec.ephemeralContainers.size() == 2",
+            "size(object.spec.ephemeralContainers) == 2",
+            "size(object.metadata.labels) == 1",
+            "object.metadata.name.size() == 3",
+            "size(object) == 2",
+            "size(oldObject.spec.containers) == 1",
+            "object.spec.ephemeralContainers.size() == 2 && object.spec.ephemeralContainers[1].name == 'b'",
+            "object.spec.ephemeralContainers.size() == 2 && object.metadata.labels.app == 'web'",
+        ] {
+            assert_eq!(eval(rule), Ok(true), "{rule}");
+        }
     }
 
     #[test]
