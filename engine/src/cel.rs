@@ -127,9 +127,10 @@ impl Projection {
 
     /// Adds what `other` needs.
     pub fn merge(&mut self, other: &Projection) {
-        if self.whole || other.whole || (self.count && !other.is_empty() && !other.count) {
-            *self = Self::whole();
-        } else if other.count && !self.is_empty() && !self.count {
+        // Counted on one side and selected into (or whole) on the other: whole.
+        let count_and_more = (self.count && !other.is_empty() && !other.count)
+            || (other.count && !self.is_empty() && !self.count);
+        if self.whole || other.whole || count_and_more {
             *self = Self::whole();
         } else if other.count {
             *self = Self::count();
