@@ -107,7 +107,8 @@ for target in "${targets[@]}"; do
     args+=(-fork="$jobs")
   fi
   log="$logs/$target.log"
-  findings() { find "fuzz/artifacts/$target" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) 2>/dev/null | wc -l; }
+  # (No artifacts directory yet is no finding: `|| true` keeps pipefail quiet.)
+  findings() { { find "fuzz/artifacts/$target" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) 2>/dev/null || true; } | wc -l; }
   before="$(findings)"
   started=$SECONDS
   # Fork mode's exit status does not always reflect crashes: count artifacts too.

@@ -650,7 +650,8 @@ fn patched_object(review: &[u8], response: &AdmissionResponse) -> Result<Value, 
             .map_err(|e| format!("the response's patch is not base64: {e}"))?;
         let patch: json_patch::Patch =
             serde_json::from_slice(&text).map_err(|e| format!("the response's patch is not JSON Patch: {e}"))?;
-        json_patch::patch(&mut object, &patch).map_err(|e| format!("the response's patch does not apply: {e}"))?;
+        json_patch::patch_unsafe(&mut object, &patch)
+            .map_err(|e| format!("the response's patch does not apply: {e}"))?;
     }
     Ok(object)
 }

@@ -128,8 +128,8 @@ impl Projection {
     /// Adds what `other` needs.
     pub fn merge(&mut self, other: &Projection) {
         // Counted on one side and selected into (or whole) on the other: whole.
-        let count_and_more = (self.count && !other.is_empty() && !other.count)
-            || (other.count && !self.is_empty() && !self.count);
+        let count_and_more =
+            (self.count && !other.is_empty() && !other.count) || (other.count && !self.is_empty() && !self.count);
         if self.whole || other.whole || count_and_more {
             *self = Self::whole();
         } else if other.count {

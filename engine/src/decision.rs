@@ -181,6 +181,14 @@ mod tests {
     }
 
     #[test]
+    fn numbers_in_a_patch_come_back_exactly() {
+        // Without serde_json's float_roundtrip the last digit changed (fuzzing).
+        let output = br#"{"allowed": true, "patch": [{"op": "add", "path": "/a", "value": 1.1844674407316873e+26}]}"#;
+        let decision = GuestDecision::parse(output).unwrap();
+        assert_eq!(serde_json::to_string(&decision.patch[0]["value"]).unwrap(), "1.1844674407316873e+26");
+    }
+
+    #[test]
     fn failures_follow_the_failure_policy() {
         let failure = Verdict::Failure { cause: "timed out after 100 ms".into() };
         let ignored = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Ignore, failure.clone())], &[]);

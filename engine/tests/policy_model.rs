@@ -227,6 +227,24 @@ fn a_patch_that_does_not_apply_is_a_failure_of_its_policy() {
     );
 }
 
+#[test]
+fn a_patch_that_fails_halfway_is_a_failure_not_a_panic() {
+    // json-patch's atomic `patch` panics when it cannot undo this one
+    // (found by fuzzing): egate applies patches to a copy it drops instead.
+    let dir = tempfile::tempdir().unwrap();
+    let halfway = json!([
+        {"op": "add", "path": "", "value": {}},
+        {"op": "add", "path": "/-", "value": 1},
+        {"op": "move", "from": "/-", "path": "/a/0"}
+    ]);
+    let set = load_manifests(&[patcher(dir.path(), "halfway", halfway)]).unwrap();
+    let message = denial(&set.review(&debug_review(plain_debug())).unwrap()).to_string();
+    assert!(
+        message.starts_with("halfway: the policy failed (module returned a patch that does not apply"),
+        "{message}"
+    );
+}
+
 /// A small deterministic generator, so the property test is repeatable.
 struct Lcg(u64);
 

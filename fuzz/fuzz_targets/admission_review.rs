@@ -1,5 +1,6 @@
 //! Arbitrary bytes as an AdmissionReview: `Review::parse` must answer with
-//! facts or an error, never panic, and what it accepts must hold up: a
+//! facts or an error, never panic, and what it accepts must hold up (the
+//! request text handed to guests, and the SDK's reading of it): a
 //! non-empty uid, a `request` that is JSON, routing facts matching can read,
 //! and a response that echoes the uid.
 #![no_main]
@@ -52,6 +53,18 @@ fuzz_target!(|data: &[u8]| {
     // a lone surrogate get through to guests, which fail on them (a policy
     // failure under failurePolicy); labels() then reports them unreadable
     // and matching fails closed (see matching::tests::unreadable_labels_fail_closed).
+    // The request text is found without reparsing it: it must be exactly
+    // the `request` member serde_json sees.
+    if let Ok(whole) = serde_json::from_slice::<serde_json::Value>(data) {
+        let request: serde_json::Value = serde_json::from_str(review.request).expect("the request text is JSON");
+        assert_eq!(request, whole["request"], "the request text is the request member");
+    }
+    // The SDK walks the request without validating it (egate validated it):
+    // on anything egate accepts it reads or refuses, never panics.
+    if let Ok(request) = egate_guest::Request::parse(review.request.as_bytes()) {
+        let _ = request.pods().map(|pods| pods.new_ephemeral_containers().count());
+        let _ = request.old_pod();
+    }
     let _ = facts.resource_path();
     let _ = facts.labels();
     let _ = matcher().judges(facts);

@@ -256,7 +256,7 @@ fuzz_target!(|input: Input| {
                 return Err("the request has no object to patch".into());
             }
             let mut patched = object.clone();
-            json_patch::patch(&mut patched, &patch).map_err(|e| format!("does not apply: {e}"))?;
+            json_patch::patch_unsafe(&mut patched, &patch).map_err(|e| format!("does not apply: {e}"))?;
             Ok(patched)
         });
 
@@ -280,7 +280,7 @@ fuzz_target!(|input: Input| {
                     assert_eq!(sent, Value::Array(ops.clone()), "the response's patch is the module's");
                     let patch: json_patch::Patch = serde_json::from_value(sent).expect("RFC 6902");
                     let mut object_after = object.clone();
-                    json_patch::patch(&mut object_after, &patch).expect("the response's patch applies");
+                    json_patch::patch_unsafe(&mut object_after, &patch).expect("the response's patch applies");
                     assert_eq!(object_after, patched);
                 }
             }
