@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -16,7 +16,7 @@ use crate::error::{LoadError, ReviewError};
 use crate::manifest::{FailureAction, FailurePolicy, Manifest, ModuleSource, Validation, read_manifests};
 use crate::matching::Matcher;
 use crate::review::{AdmissionResponse, Review};
-use crate::sandbox::{GuestModule, Sandbox};
+use crate::sandbox::{GuestError, GuestModule, Sandbox};
 
 /// One loaded policy: its manifest's choices, its compiled module and its
 /// checked settings.
@@ -206,7 +206,7 @@ pub struct PolicyTrace {
     /// The policy's name.
     pub policy: String,
     /// Time spent on it: matchConditions, module, CEL rules, patch.
-    pub elapsed: std::time::Duration,
+    pub elapsed: Duration,
     /// What it concluded.
     pub outcome: Outcome,
 }
@@ -359,7 +359,7 @@ impl PolicySet {
 struct Batch {
     /// Each policy's decision JSON, by policy name.
     outputs: HashMap<String, Vec<u8>>,
-    elapsed: std::time::Duration,
+    elapsed: Duration,
 }
 
 impl Batch {
@@ -380,14 +380,23 @@ impl Batch {
         }
         settings.push(b']');
         let timeout_ms = members.iter().map(|p| p.timeout_ms).sum();
-        let output = module.evaluate_batch(request, &settings, timeout_ms).ok()?;
+        let output = module.evaluate_batch(request, &settings, timeout_ms);
+        let names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
+        Self::read(&names, output, started.elapsed())
+    }
+
+    /// The batch's decisions, one per policy in order; `None` (each policy
+    /// then runs alone) when the module failed or its output is not a list
+    /// of exactly that many JSON values.
+    fn read(policies: &[&str], output: Result<Vec<u8>, GuestError>, elapsed: Duration) -> Option<Self> {
+        let output = output.ok()?;
         let decisions: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&output).ok()?;
-        if decisions.len() != members.len() {
+        if decisions.len() != policies.len() {
             return None;
         }
         let outputs =
-            members.iter().zip(decisions).map(|(p, d)| (p.name.clone(), d.get().as_bytes().to_vec())).collect();
-        Some(Self { outputs, elapsed: started.elapsed() })
+            policies.iter().zip(decisions).map(|(name, d)| (name.to_string(), d.get().as_bytes().to_vec())).collect();
+        Some(Self { outputs, elapsed })
     }
 
     fn output_of(&self, policy: &str) -> Option<&[u8]> {
@@ -395,7 +404,7 @@ impl Batch {
     }
 
     /// Each member's share of the batch's time, for its trace.
-    fn share(&self) -> std::time::Duration {
+    fn share(&self) -> Duration {
         self.elapsed / self.outputs.len().max(1) as u32
     }
 }
@@ -581,4 +590,27 @@ fn apply_patch(request: &str, ops: &[Value]) -> Result<String, String> {
     json_patch::patch_unsafe(object, &patch)
         .map_err(|e| format!("module returned a patch that does not apply: {e}"))?;
     Ok(request.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_that_fails_or_answers_badly_is_run_policy_by_policy() {
+        let read = |output: Result<&[u8], GuestError>| {
+            Batch::read(&["a", "b"], output.map(<[u8]>::to_vec), Duration::from_micros(10))
+        };
+        let batch = read(Ok(br#"[{"allowed": true}, {"allowed": false, "message": "no"}]"#)).unwrap();
+        assert_eq!(batch.output_of("a"), Some(&br#"{"allowed": true}"#[..]));
+        assert_eq!(batch.output_of("b"), Some(&br#"{"allowed": false, "message": "no"}"#[..]));
+        assert_eq!(batch.share(), Duration::from_micros(5));
+        // Each of these falls back to running the policies alone.
+        assert!(read(Err(GuestError::Timeout(200))).is_none());
+        assert!(read(Err(GuestError::Trap("unreachable".into()))).is_none());
+        assert!(read(Ok(br#"[{"allowed": true}]"#)).is_none(), "one decision short");
+        assert!(read(Ok(br#"[{"allowed": true}, {}, {}]"#)).is_none(), "one too many");
+        assert!(read(Ok(br#"{"allowed": true}"#)).is_none(), "not a list");
+        assert!(read(Ok(b"[{\"allowed\": tr")).is_none(), "not JSON");
+    }
 }
