@@ -12,15 +12,10 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 seconds="${1:-20}"
 slow="${SLOW:-1}"
 port="${PORT:-18644}"
-command -v wrk >/dev/null || { echo "slowtest: wrk is missing: apt-get install -y wrk" >&2; exit 2; }
-command -v openssl >/dev/null || { echo "slowtest: openssl is missing: apt-get install -y openssl" >&2; exit 2; }
-
+name=slowtest
 cd "$root"
-cargo build --quiet --release --bin egate
-work="$(mktemp -d)"
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
-  -addext "subjectAltName=IP:127.0.0.1" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+source scripts/serve-under-load.sh
+certificate
 
 cp scripts/fixtures/loop.wasm "$work/loop.wasm"
 { cat policies/default.yaml; cat <<'YAML'
@@ -35,30 +30,9 @@ spec:
   module: loop.wasm
 YAML
 } >"$work/policies.yaml"
-python3 - "$work" <<'PY'
-import json, sys
-review = json.load(open("examples/requests/debug-allowed.json"))
-for c in review["request"]["object"]["spec"]["ephemeralContainers"]:
-    c.pop("targetContainerName", None)
-json.dump(review, open(sys.argv[1] + "/request.json", "w"), separators=(",", ":"))
-review["request"]["namespace"] = "slow"
-json.dump(review, open(sys.argv[1] + "/slow.json", "w"), separators=(",", ":"))
-PY
-for kind in request slow; do
-  cat > "$work/$kind.lua" <<LUA
-local f = io.open("$work/$kind.json", "rb")
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-LUA
-done
-
-target/release/egate serve --policies "$work/policies.yaml" --addr "127.0.0.1:$port" \
-  --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" --log-level warn ${WORKERS:+--workers "$WORKERS"} \
-  >"$work/serve.log" 2>&1 &
-server=$!
-for _ in $(seq 200); do curl -skf "https://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
+request request
+request slow slow
+start_server ${WORKERS:+--workers "$WORKERS"}
 
 url="https://127.0.0.1:$port/validate"
 echo "== ordinary requests alone"

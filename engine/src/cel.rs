@@ -366,10 +366,7 @@ impl<'r> CelRequest<'r> {
         reads: &'r Reads,
     ) -> Self {
         let this = Self::new(request, reads);
-        let range = |part: &str| {
-            let start = part.as_ptr() as usize - request.as_ptr() as usize;
-            start..start + part.len()
-        };
+        let range = |part: &str| egate_json::range_of(request.as_bytes(), part.as_bytes());
         let _ = this.objects.set([object.map(range), old_object.map(range)]);
         this
     }
@@ -380,11 +377,10 @@ impl<'r> CelRequest<'r> {
             let text = self.request.as_bytes();
             let mut found = [None, None];
             for (key, value) in egate_json::members(text).into_iter().flatten() {
-                let start = value.as_ptr() as usize - text.as_ptr() as usize;
                 if key.is("object") {
-                    found[0] = Some(start..start + value.len());
+                    found[0] = Some(egate_json::range_of(text, value));
                 } else if key.is("oldObject") {
-                    found[1] = Some(start..start + value.len());
+                    found[1] = Some(egate_json::range_of(text, value));
                 }
             }
             found

@@ -42,6 +42,27 @@ impl GuestDecision {
         serde_json::from_str(text)
             .map_err(|e| format!("returned output that is not decision JSON ({e}): {}", excerpt(text)))
     }
+
+    /// What the decision means for a policy: an `error` or a patch from a
+    /// policy that is not `mutating` is a failure, an empty denial message
+    /// gets a default.
+    pub fn into_verdict(self, mutating: bool) -> Verdict {
+        if let Some(error) = self.error {
+            return Verdict::Failure { cause: format!("module could not decide: {error}") };
+        }
+        if !self.patch.is_empty() && !mutating {
+            return Verdict::Failure {
+                cause: "module returned a patch, but the policy is not `mutating: true`".into(),
+            };
+        }
+        if self.allowed {
+            Verdict::Pass { warnings: self.warnings, audit_annotations: self.audit_annotations, patch: self.patch }
+        } else {
+            let message =
+                self.message.filter(|m| !m.is_empty()).unwrap_or_else(|| "denied (the module gave no reason)".into());
+            Verdict::Violation { message, code: self.code, warnings: self.warnings }
+        }
+    }
 }
 
 /// At most 120 characters of guest output, for messages.

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -131,30 +132,9 @@ impl Policy {
 
     /// Reads the decision the module returned.
     fn read_decision(&self, output: &[u8]) -> Verdict {
-        let decision = match GuestDecision::parse(output) {
-            Ok(decision) => decision,
-            Err(e) => return Verdict::Failure { cause: format!("module {e}") },
-        };
-        if let Some(error) = decision.error {
-            return Verdict::Failure { cause: format!("module could not decide: {error}") };
-        }
-        if !decision.patch.is_empty() && !self.mutating {
-            return Verdict::Failure {
-                cause: "module returned a patch, but the policy is not `mutating: true`".into(),
-            };
-        }
-        if decision.allowed {
-            Verdict::Pass {
-                warnings: decision.warnings,
-                audit_annotations: decision.audit_annotations,
-                patch: decision.patch,
-            }
-        } else {
-            let message = decision
-                .message
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| "denied (the module gave no reason)".into());
-            Verdict::Violation { message, code: decision.code, warnings: decision.warnings }
+        match GuestDecision::parse(output) {
+            Ok(decision) => decision.into_verdict(self.mutating),
+            Err(e) => Verdict::Failure { cause: format!("module {e}") },
         }
     }
 
@@ -356,16 +336,18 @@ impl PolicySet {
 /// Semantics are those of running each alone: if the batch fails in any way
 /// (trap, deadline, output), each policy runs alone instead, so that a
 /// failure is the failure of the policy that caused it.
-struct Batch {
-    /// Each policy's decision JSON, by policy name.
-    outputs: HashMap<String, Vec<u8>>,
+struct Batch<'p> {
+    /// The module's output: a JSON array of decisions.
+    output: Vec<u8>,
+    /// Each policy's decision JSON in `output`.
+    decisions: Vec<(&'p str, Range<usize>)>,
     elapsed: Duration,
 }
 
-impl Batch {
+impl<'p> Batch<'p> {
     /// Runs the batch when at least two policies can share it.
-    fn run(policies: &[&Policy], request: &[u8]) -> Option<Self> {
-        let members: Vec<&Policy> = policies.iter().copied().filter(|p| p.batched).collect();
+    fn run(policies: &[&'p Policy], request: &[u8]) -> Option<Self> {
+        let members: Vec<&'p Policy> = policies.iter().copied().filter(|p| p.batched).collect();
         let module = members.first()?.module.as_ref()?;
         if members.len() < 2 {
             return None;
@@ -381,31 +363,35 @@ impl Batch {
         settings.push(b']');
         let timeout_ms = members.iter().map(|p| p.timeout_ms).sum();
         let output = module.evaluate_batch(request, &settings, timeout_ms);
-        let names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
+        let names: Vec<&'p str> = members.iter().map(|p| p.name.as_str()).collect();
         Self::read(&names, output, started.elapsed())
     }
 
     /// The batch's decisions, one per policy in order; `None` (each policy
     /// then runs alone) when the module failed or its output is not a list
     /// of exactly that many JSON values.
-    fn read(policies: &[&str], output: Result<Vec<u8>, GuestError>, elapsed: Duration) -> Option<Self> {
+    fn read(policies: &[&'p str], output: Result<Vec<u8>, GuestError>, elapsed: Duration) -> Option<Self> {
         let output = output.ok()?;
-        let decisions: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&output).ok()?;
-        if decisions.len() != policies.len() {
+        let found: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&output).ok()?;
+        if found.len() != policies.len() {
             return None;
         }
-        let outputs =
-            policies.iter().zip(decisions).map(|(name, d)| (name.to_string(), d.get().as_bytes().to_vec())).collect();
-        Some(Self { outputs, elapsed })
+        let decisions = policies
+            .iter()
+            .zip(found)
+            .map(|(&name, decision)| (name, egate_json::range_of(&output, decision.get().as_bytes())))
+            .collect();
+        Some(Self { output, decisions, elapsed })
     }
 
     fn output_of(&self, policy: &str) -> Option<&[u8]> {
-        self.outputs.get(policy).map(Vec::as_slice)
+        let (_, range) = self.decisions.iter().find(|(name, _)| *name == policy)?;
+        Some(&self.output[range.clone()])
     }
 
     /// Each member's share of the batch's time, for its trace.
     fn share(&self) -> Duration {
-        self.elapsed / self.outputs.len().max(1) as u32
+        self.elapsed / self.decisions.len().max(1) as u32
     }
 }
 

@@ -112,14 +112,15 @@ impl Sandbox {
     /// Builds the engine: Cranelift, epoch interruption, the pooling
     /// allocator (copy-on-write memory images), and the deny-all WASI shim.
     pub fn new(config: SandboxConfig) -> Result<Self, String> {
+        let keep_resident = keep_resident();
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(config.max_concurrent_instances)
             .total_memories(config.max_concurrent_instances)
             .total_tables(config.max_concurrent_instances)
             .max_memory_size(config.memory_limit_bytes)
             .pagemap_scan(wasmtime::Enabled::Auto)
-            .linear_memory_keep_resident(keep_resident())
-            .table_keep_resident(keep_resident());
+            .linear_memory_keep_resident(keep_resident)
+            .table_keep_resident(keep_resident);
         let mut wasm_config = Config::new();
         wasm_config
             .epoch_interruption(true)

@@ -1,6 +1,6 @@
 //! Arbitrary bytes as a guest's output: `GuestDecision::parse` must answer
 //! with a decision or an error, never panic; a decision it accepts becomes
-//! a verdict the way the engine makes one (policy.rs, `run_module`), and
+//! a verdict the way the engine makes one (`GuestDecision::into_verdict`), and
 //! `combine` of it, under every failureAction and failurePolicy, must not
 //! panic and must keep its promises: Enforce violations and Fail failures
 //! deny, with the guest's code or 403; everything else allows; every
@@ -15,27 +15,6 @@ use libfuzzer_sys::fuzz_target;
 
 const ACTIONS: [FailureAction; 3] = [FailureAction::Enforce, FailureAction::Audit, FailureAction::Warn];
 const FAILURE_POLICIES: [FailurePolicy; 2] = [FailurePolicy::Fail, FailurePolicy::Ignore];
-
-/// The verdict the engine makes of a decision (policy.rs, `run_module`).
-fn verdict(decision: GuestDecision, mutating: bool) -> Verdict {
-    if let Some(error) = decision.error {
-        return Verdict::Failure { cause: format!("module could not decide: {error}") };
-    }
-    if !decision.patch.is_empty() && !mutating {
-        return Verdict::Failure { cause: "module returned a patch, but the policy is not `mutating: true`".into() };
-    }
-    if decision.allowed {
-        Verdict::Pass {
-            warnings: decision.warnings,
-            audit_annotations: decision.audit_annotations,
-            patch: decision.patch,
-        }
-    } else {
-        let message =
-            decision.message.filter(|m| !m.is_empty()).unwrap_or_else(|| "denied (the module gave no reason)".into());
-        Verdict::Violation { message, code: decision.code, warnings: decision.warnings }
-    }
-}
 
 fn check_one(result: &PolicyResult) {
     let patch = match &result.verdict {
@@ -105,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(decision) = GuestDecision::parse(data) else { return };
     let mut all = Vec::new();
     for mutating in [false, true] {
-        let verdict = verdict(decision.clone(), mutating);
+        let verdict = decision.clone().into_verdict(mutating);
         for action in ACTIONS {
             for failure_policy in FAILURE_POLICIES {
                 let result = PolicyResult { policy: "fuzz".into(), action, failure_policy, verdict: verdict.clone() };

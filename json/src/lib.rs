@@ -144,6 +144,13 @@ fn skip_in(text: &[u8], start: usize, index: Option<&Index<'_>>) -> Option<usize
     skip_value(text, start)
 }
 
+/// Where `part`, a slice of `text` (a member or element found in it),
+/// sits in `text`: slices can then be kept as ranges beside an owned text.
+pub fn range_of(text: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize).min(text.len());
+    start..(start + part.len()).min(text.len())
+}
+
 /// Whether `value` is JSON `null` (or nothing at all).
 pub fn is_null(value: &[u8]) -> bool {
     matches!(value.trim_ascii(), b"null" | b"")

@@ -45,6 +45,13 @@ fn member_start_skips_only_what_comes_before() {
 }
 
 #[test]
+fn range_of_places_a_slice_in_its_text() {
+    let text = br#"{"a": [1, 2]}"#;
+    let value = member(text, "a").unwrap();
+    assert_eq!(&text[range_of(text, value)], value);
+}
+
+#[test]
 fn a_repeated_member_is_its_last_value() {
     assert_eq!(member(br#"{"privileged": false, "privileged": true}"#, "privileged"), Some(&b"true"[..]));
 }

@@ -12,23 +12,47 @@
 use egate_guest::abi::{self, BundledSettings};
 use egate_guest::{Decision, Request};
 
-/// The names of the bundled policies.
-pub const POLICIES: [&str; 14] = [
-    "audit",
-    "capabilities",
-    "env-secrets",
-    "harden",
-    "image-mirror",
-    "images",
-    "max-count",
-    "namespaces",
-    "pod-security",
-    "privilege-escalation",
-    "privileged",
-    "run-as-non-root",
-    "target",
-    "volume-mounts",
-];
+/// Lists each bundled policy once, by name and crate: the list of names
+/// and the two dispatches below come from it.
+macro_rules! bundled {
+    ($($name:literal => $policy:ident),* $(,)?) => {
+        /// The names of the bundled policies.
+        pub const POLICIES: &[&str] = &[$($name),*];
+
+        /// `egate_validate_settings` of the named policy; `None` for an unknown name.
+        fn validate_one(policy: &str, settings: &[u8]) -> Option<Vec<u8>> {
+            match policy {
+                $($name => Some(abi::validate_settings_json(&$policy::evaluate, settings)),)*
+                _ => None,
+            }
+        }
+
+        /// Runs the named policy.
+        fn decide(policy: &str, request: &Request, settings: &[u8]) -> Decision {
+            match policy {
+                $($name => abi::decide(&$policy::evaluate, request, settings),)*
+                other => Decision::error(format!("no built-in policy {other:?}")),
+            }
+        }
+    };
+}
+
+bundled! {
+    "audit" => egate_policy_audit,
+    "capabilities" => egate_policy_capabilities,
+    "env-secrets" => egate_policy_env_secrets,
+    "harden" => egate_policy_harden,
+    "image-mirror" => egate_policy_image_mirror,
+    "images" => egate_policy_images,
+    "max-count" => egate_policy_max_count,
+    "namespaces" => egate_policy_namespaces,
+    "pod-security" => egate_policy_pod_security,
+    "privilege-escalation" => egate_policy_privilege_escalation,
+    "privileged" => egate_policy_privileged,
+    "run-as-non-root" => egate_policy_run_as_non_root,
+    "target" => egate_policy_target,
+    "volume-mounts" => egate_policy_volume_mounts,
+}
 
 /// `egate_validate_settings` of the named policy.
 pub fn validate_settings(bundled: &[u8]) -> Vec<u8> {
@@ -36,24 +60,8 @@ pub fn validate_settings(bundled: &[u8]) -> Vec<u8> {
         return br#"{"valid":false,"message":"the built-in library expects {\"policy\": NAME, \"settings\": ...}"}"#
             .to_vec();
     };
-    let settings = settings.get().as_bytes();
-    match policy.as_ref() {
-        "audit" => abi::validate_settings_json(&egate_policy_audit::evaluate, settings),
-        "capabilities" => abi::validate_settings_json(&egate_policy_capabilities::evaluate, settings),
-        "env-secrets" => abi::validate_settings_json(&egate_policy_env_secrets::evaluate, settings),
-        "harden" => abi::validate_settings_json(&egate_policy_harden::evaluate, settings),
-        "image-mirror" => abi::validate_settings_json(&egate_policy_image_mirror::evaluate, settings),
-        "images" => abi::validate_settings_json(&egate_policy_images::evaluate, settings),
-        "max-count" => abi::validate_settings_json(&egate_policy_max_count::evaluate, settings),
-        "namespaces" => abi::validate_settings_json(&egate_policy_namespaces::evaluate, settings),
-        "pod-security" => abi::validate_settings_json(&egate_policy_pod_security::evaluate, settings),
-        "privilege-escalation" => abi::validate_settings_json(&egate_policy_privilege_escalation::evaluate, settings),
-        "privileged" => abi::validate_settings_json(&egate_policy_privileged::evaluate, settings),
-        "run-as-non-root" => abi::validate_settings_json(&egate_policy_run_as_non_root::evaluate, settings),
-        "target" => abi::validate_settings_json(&egate_policy_target::evaluate, settings),
-        "volume-mounts" => abi::validate_settings_json(&egate_policy_volume_mounts::evaluate, settings),
-        other => format!(r#"{{"valid":false,"message":"no built-in policy {other:?}"}}"#).into_bytes(),
-    }
+    validate_one(&policy, settings.get().as_bytes())
+        .unwrap_or_else(|| format!(r#"{{"valid":false,"message":"no built-in policy {policy:?}"}}"#).into_bytes())
 }
 
 /// `egate_evaluate` of the named policy.
@@ -91,27 +99,6 @@ pub fn evaluate_batch(request: &[u8], batch: &[u8]) -> Vec<u8> {
     }
     output.push(b']');
     output
-}
-
-/// Runs the named policy.
-fn decide(policy: &str, request: &Request, settings: &[u8]) -> Decision {
-    match policy {
-        "audit" => abi::decide(&egate_policy_audit::evaluate, request, settings),
-        "capabilities" => abi::decide(&egate_policy_capabilities::evaluate, request, settings),
-        "env-secrets" => abi::decide(&egate_policy_env_secrets::evaluate, request, settings),
-        "harden" => abi::decide(&egate_policy_harden::evaluate, request, settings),
-        "image-mirror" => abi::decide(&egate_policy_image_mirror::evaluate, request, settings),
-        "images" => abi::decide(&egate_policy_images::evaluate, request, settings),
-        "max-count" => abi::decide(&egate_policy_max_count::evaluate, request, settings),
-        "namespaces" => abi::decide(&egate_policy_namespaces::evaluate, request, settings),
-        "pod-security" => abi::decide(&egate_policy_pod_security::evaluate, request, settings),
-        "privilege-escalation" => abi::decide(&egate_policy_privilege_escalation::evaluate, request, settings),
-        "privileged" => abi::decide(&egate_policy_privileged::evaluate, request, settings),
-        "run-as-non-root" => abi::decide(&egate_policy_run_as_non_root::evaluate, request, settings),
-        "target" => abi::decide(&egate_policy_target::evaluate, request, settings),
-        "volume-mounts" => abi::decide(&egate_policy_volume_mounts::evaluate, request, settings),
-        other => Decision::error(format!("no built-in policy {other:?}")),
-    }
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -163,25 +163,21 @@ impl<'a> Request<'a> {
     }
 
     fn read_pods(&self) -> Result<PodPair<'a>, Error> {
-        let object = match present(self.object) {
-            Some(raw) => Some(PodView::parse_in(raw.0, Some(&self.index)).map_err(|e| e.within("request.object"))?),
-            None => None,
-        };
-        let old_ephemeral_names = match present(self.old_object) {
-            Some(raw) => {
-                Some(ephemeral_container_names(raw.0, &self.index).map_err(|e| e.within("request.oldObject"))?)
-            }
-            None => None,
-        };
-        Ok(PodPair { object, old_ephemeral_names })
+        let old_ephemeral_names = present(self.old_object)
+            .map(|raw| ephemeral_container_names(raw.0, &self.index).map_err(|e| e.within("request.oldObject")))
+            .transpose()?;
+        Ok(PodPair { object: self.view(self.object, "request.object")?, old_ephemeral_names })
     }
 
     /// A light view of `oldObject`, for policies that compare more than
     /// ephemeral container names.
     pub fn old_pod(&self) -> Result<Option<PodView<'a>>, Error> {
-        present(self.old_object)
-            .map(|raw| PodView::parse_in(raw.0, Some(&self.index)).map_err(|e| e.within("request.oldObject")))
-            .transpose()
+        self.view(self.old_object, "request.oldObject")
+    }
+
+    /// The light view of `object` or `oldObject`, read with the request's index.
+    fn view(&self, raw: Option<RawJson<'a>>, what: &str) -> Result<Option<PodView<'a>>, Error> {
+        present(raw).map(|raw| PodView::parse_in(raw.0, Some(&self.index)).map_err(|e| e.within(what))).transpose()
     }
 
     /// The whole `object` as a typed k8s-openapi `Pod`. Costs tens of
