@@ -4,7 +4,7 @@ EGATE := target/release/egate
 DEMO_POLICIES := examples/policies/debug-policies.yaml
 DEMO_REQUESTS := $(sort $(wildcard examples/requests/*.json))
 
-.PHONY: all guests build demo test bench clean
+.PHONY: all guests build demo test e2e bench clean
 
 all: build
 
@@ -31,10 +31,19 @@ demo: build
 	@echo "== the AdmissionReview response the webhook would send for examples/requests/debug-privileged.json"
 	@$(EGATE) eval --policy $(DEMO_POLICIES) --request examples/requests/debug-privileged.json
 
-## test: the whole suite (unit, real guest modules, CLI)
+## test: the whole suite (unit, real guest modules, CLI), and e2e where Go or KUBEBUILDER_ASSETS is present
 test: guests
 	$(CARGO) test --workspace
 	$(CARGO) run --quiet --bin egate -- test policies/
+	@if command -v go >/dev/null 2>&1 || [ -n "$$KUBEBUILDER_ASSETS" ]; then \
+		$(MAKE) --no-print-directory e2e; \
+	else \
+		echo "e2e skipped: it needs Go (to build kube-apiserver, etcd and kubectl; https://go.dev/doc/install) or KUBEBUILDER_ASSETS pointing at setup-envtest's binaries"; \
+	fi
+
+## e2e: egate against a real kube-apiserver, etcd and kubectl debug (scripts/e2e.sh; docs/testing.md)
+e2e: guests
+	scripts/e2e.sh
 
 ## bench: criterion benches of the hot path
 bench: guests

@@ -38,6 +38,35 @@ pub struct App {
     pub deadline: Duration,
     /// Set on SIGTERM: `/readyz` says 503 so no new traffic is routed here.
     pub draining: AtomicBool,
+    /// `--record DIR`: where each review received is written.
+    pub recorder: Option<Recorder>,
+}
+
+/// Writes each AdmissionReview received, as received, to a directory
+/// (`egate serve --record DIR`), numbered in the order they arrived.
+pub struct Recorder {
+    dir: std::path::PathBuf,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Recorder {
+    /// Creates `dir` if needed.
+    pub fn new(dir: &std::path::Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|error| anyhow::anyhow!("--record {}: cannot create the directory: {error}", dir.display()))?;
+        Ok(Self { dir: dir.to_path_buf(), next: std::sync::atomic::AtomicU64::new(1) })
+    }
+
+    /// Writes one body; a failure is logged and never fails the review.
+    fn record(&self, endpoint: Endpoint, body: &[u8]) {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let uid = Review::parse(body).map(|r| r.facts.uid.to_string()).unwrap_or_else(|_| "unparsed".into());
+        let uid: String = uid.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        let path = self.dir.join(format!("{seq:06}-{}-{uid}.json", endpoint.name()));
+        if let Err(error) = std::fs::write(&path, body) {
+            tracing::warn!(path = %path.display(), %error, "--record: cannot write the request");
+        }
+    }
 }
 
 /// The two admission endpoints.
@@ -204,6 +233,9 @@ async fn admit(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response {
 /// Reads the body, waits for a worker, judges on the blocking pool.
 async fn judge(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Result<Judged, Fault> {
     let body = read_body(req).await?;
+    if let Some(recorder) = &app.recorder {
+        recorder.record(endpoint, &body);
+    }
     let permit = app.workers.clone().acquire_owned().await.expect("the worker semaphore is never closed");
     // The snapshot this request finishes on, whatever reloads meanwhile.
     let Some(policies) = app.policies.current() else {

@@ -94,6 +94,11 @@ pub struct ServeArgs {
     /// error, warn, info (one line per decision), debug or trace.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log_level: tracing::Level,
+    /// A debugging aid: write every AdmissionReview received, byte for byte,
+    /// to DIR/NNNNNN-ENDPOINT-UID.json. The files hold whole request bodies
+    /// (objects, user names, groups): use it only where that is acceptable.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -160,6 +165,7 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
             None
         }
     };
+    let recorder = args.record.as_deref().map(api::Recorder::new).transpose()?;
     let listener = TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr().context("the listener has no local address")?;
     tracing::info!(
@@ -176,6 +182,7 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
         workers: Arc::new(tokio::sync::Semaphore::new(workers)),
         deadline: args.request_timeout,
         draining: AtomicBool::new(false),
+        recorder,
     });
     let router = api::router(app.clone());
 

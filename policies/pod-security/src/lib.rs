@@ -27,7 +27,7 @@
 //!   "object": {"spec": {"containers": [{"name": "app", "image": "nginx",
 //!                                       "securityContext": {"privileged": true}}]}}}"#;
 //! let request = Request::parse(create).unwrap();
-//! let decision = evaluate(&request, &PodSecuritySettings { level: Level::Baseline }).unwrap();
+//! let decision = evaluate(&request, &PodSecuritySettings { level: Level::Baseline, ..Default::default() }).unwrap();
 //! assert_eq!(
 //!     decision.message,
 //!     r#"violates PodSecurity "baseline:v1.35": privileged (container "app" must not set securityContext.privileged=true)"#
@@ -96,10 +96,17 @@ impl<'de> Deserialize<'de> for Level {
 
 /// Settings of `pod-security`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct PodSecuritySettings {
     /// `baseline` (the default) or `restricted`.
     pub level: Level,
+    /// Capabilities a new ephemeral container (`kubectl debug`) may add on
+    /// top of what the level allows, such as `SYS_PTRACE`, which kubectl's
+    /// `general` profile asks for. Compared exactly, as the capability
+    /// checks compare. Empty (the default) judges debug containers exactly
+    /// as Pod Security Admission judges containers; whole pods are always
+    /// judged that way.
+    pub debug_capabilities: Vec<String>,
 }
 
 impl Settings for PodSecuritySettings {}
@@ -116,7 +123,8 @@ pub fn evaluate(request: &Request, settings: &PodSecuritySettings) -> Result<Dec
             }
             format!("violates PodSecurity \"{level}:{POLICY_VERSION}\": {}", list(&violations))
         }
-        Subject::NewEphemeralContainers(pod) => {
+        Subject::NewEphemeralContainers(mut pod) => {
+            allow_debug_capabilities(&mut pod, &settings.debug_capabilities);
             let violations = checks::run(&pod, level, true);
             if violations.is_empty() {
                 return Ok(Decision::allow());
@@ -134,6 +142,19 @@ pub fn evaluate(request: &Request, settings: &PodSecuritySettings) -> Result<Dec
         }
     };
     Ok(Decision::deny(message))
+}
+
+/// Takes `allowed` out of what the new ephemeral containers add, so the
+/// capability checks judge only the rest.
+fn allow_debug_capabilities(pod: &mut view::Pod, allowed: &[String]) {
+    if allowed.is_empty() {
+        return;
+    }
+    let caps =
+        pod.spec.ephemeral_containers.iter_mut().filter_map(|c| c.security_context.as_mut()?.capabilities.as_mut());
+    for caps in caps {
+        caps.add.retain(|cap| !allowed.iter().any(|a| *a == cap.0));
+    }
 }
 
 /// `reason (detail), reason (detail)`, as Pod Security Admission lists

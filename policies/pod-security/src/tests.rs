@@ -62,7 +62,7 @@ fn request(operation: &str, sub_resource: Option<&str>, object: &Value, old: Opt
 }
 
 fn decide(bytes: &[u8], level: Level) -> Decision {
-    evaluate(&Request::parse(bytes).unwrap(), &PodSecuritySettings { level }).unwrap()
+    evaluate(&Request::parse(bytes).unwrap(), &PodSecuritySettings { level, ..Default::default() }).unwrap()
 }
 
 /// What a pod CREATE yields at `level`: "" when allowed, else the list of
@@ -673,4 +673,29 @@ fn other_levels_are_refused_with_the_two_values() {
     // What the host sees at load.
     let verdict = egate_guest::abi::validate_settings_json(&evaluate, br#"{"level": "strict"}"#);
     assert!(String::from_utf8(verdict).unwrap().starts_with(r#"{"valid":false"#));
+}
+
+#[test]
+fn debug_capabilities_admit_what_they_name_on_debug_containers_only() {
+    let pod = json!({"spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}});
+    // What `kubectl debug --profile=general` adds.
+    let general = json!({"name": "dbg", "image": "busybox:1.36",
+                         "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}});
+    let ptrace = PodSecuritySettings { level: Level::Baseline, debug_capabilities: vec!["SYS_PTRACE".into()] };
+    let judge = |container: &Value, settings: &PodSecuritySettings| {
+        evaluate(&Request::parse(&debug_request(&pod, container.clone(), "alice", &[])).unwrap(), settings).unwrap()
+    };
+    assert!(!judge(&general, &PodSecuritySettings::default()).allowed, "PSA's own answer: SYS_PTRACE is not baseline");
+    assert!(judge(&general, &ptrace).allowed);
+    // Only the named capability: NET_ADMIN beside it is still judged.
+    let more = json!({"name": "dbg", "image": "busybox:1.36",
+                      "securityContext": {"capabilities": {"add": ["SYS_PTRACE", "NET_ADMIN"]}}});
+    let denied = judge(&more, &ptrace);
+    assert!(!denied.allowed);
+    assert!(denied.message.contains("NET_ADMIN") && !denied.message.contains("SYS_PTRACE"), "{}", denied.message);
+    // A whole pod is judged as Pod Security Admission judges it.
+    let pod_with_ptrace = json!({"spec": {"containers": [{"name": "app", "image": "nginx:1.27",
+        "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}}]}});
+    let create = evaluate(&Request::parse(&request("CREATE", None, &pod_with_ptrace, None)).unwrap(), &ptrace).unwrap();
+    assert!(!create.allowed);
 }
