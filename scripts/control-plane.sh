@@ -6,6 +6,7 @@
 #   scripts/control-plane.sh up     build the binaries once, start etcd and kube-apiserver
 #   scripts/control-plane.sh env    print KUBECONFIG=..., the audit log and the rest, one KEY=VALUE a line
 #   scripts/control-plane.sh down   stop both and remove their data
+#   scripts/control-plane.sh build  only build the binaries (CI does it first); prints their directory
 #
 # Binaries: $KUBEBUILDER_ASSETS/{etcd,kube-apiserver,kubectl} when that is set
 # (setup-envtest's convention); otherwise built from tests/control-plane/go.mod
@@ -334,7 +335,7 @@ case "${1:-}" in
   down) cmd_down; say "down" ;;
   build) ensure_binaries; bin_dir ;;
   *)
-    echo "usage: scripts/control-plane.sh up|env|down" >&2
+    echo "usage: scripts/control-plane.sh up|env|down (or build)" >&2
     exit 2
     ;;
 esac
