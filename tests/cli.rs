@@ -215,3 +215,34 @@ fn mode_splits_mutating_and_validating_policies() {
     assert_eq!(all["allowed"], true, "{all}");
     assert!(all["patch"].is_string());
 }
+
+/// The requests a real kube-apiserver v1.37.2 sent for `kubectl debug -it
+/// POD --image=busybox:1.36 --target=app --profile=P` (captured by the
+/// end-to-end tests with `egate serve --record`), judged offline by the
+/// default set as `egate serve` judges them: the answers of the table in
+/// docs/policies.md.
+#[test]
+fn captured_kubectl_debug_requests_meet_the_default_set() {
+    for (profile, refused_by) in [
+        ("general", &[][..]),
+        ("baseline", &[]),
+        ("restricted", &[]),
+        ("netadmin", &["capabilities", "pod-security"]),
+        ("sysadmin", &["privileged", "pod-security"]),
+    ] {
+        let request = format!("examples/requests/captured/kubectl-debug-{profile}.json");
+        let out = egate(&["eval", "--policy", "policies/default.yaml", "--request", &request]);
+        assert!(out.status.success(), "{profile}: {}", String::from_utf8_lossy(&out.stderr));
+        let response = serde_json::from_slice::<Value>(&out.stdout).unwrap()["response"].clone();
+        if refused_by.is_empty() {
+            assert_eq!(response["allowed"], true, "--profile={profile}: {response}");
+            // restricted already sets all that harden would write.
+            assert_eq!(response["patch"].is_string(), profile != "restricted", "--profile={profile}: {response}");
+            assert_eq!(response["auditAnnotations"]["audit.debug-dbg"], "user=alice image=busybox:1.36 target=app");
+        } else {
+            let message = denial_message(&response);
+            let policies: Vec<&str> = message.lines().filter_map(|l| l.split_once(": ").map(|(p, _)| p)).collect();
+            assert_eq!(policies, refused_by, "--profile={profile}: {message}");
+        }
+    }
+}

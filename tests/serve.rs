@@ -751,3 +751,27 @@ fn the_minimal_webhook_example_embeds_the_engine() {
     let answer = client.post(format!("{base}/validate")).body("nope").send().unwrap();
     assert_eq!(answer.status(), 400);
 }
+
+#[test]
+fn record_writes_each_review_as_received_in_order() {
+    let (dir, _) = temp_dir_with_cert();
+    let server = Server::start(dir.path(), &["--record", "captured"]);
+    let client = server.client(&[]);
+    // Sent as bytes with odd spacing: the file must hold them unchanged.
+    let first = format!("{}\n", serde_json::to_string_pretty(&allowed_request()).unwrap());
+    let second = request("debug-privileged.json").to_string();
+    for (endpoint, body) in [("/mutate", &first), ("/validate", &second)] {
+        let response = client.post(server.url(endpoint)).body(body.clone()).send().unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir.path().join("captured")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let name = |i: usize| files[i].file_name().unwrap().to_string_lossy().into_owned();
+    let uid = |body: &str| serde_json::from_str::<Value>(body).unwrap()["request"]["uid"].as_str().unwrap().to_string();
+    assert_eq!(name(0), format!("000001-mutate-{}.json", uid(&first)));
+    assert_eq!(name(1), format!("000002-validate-{}.json", uid(&second)));
+    assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), first);
+    assert_eq!(std::fs::read_to_string(&files[1]).unwrap(), second);
+}
