@@ -180,9 +180,18 @@ impl Namespace {
         cluster().get(&["-n", &self.name, "get", "pod", name])
     }
 
-    /// Runs kubectl as `user` in this namespace.
-    pub fn kubectl(&self, user: &str, args: &[&str]) -> Run {
-        cluster().kubectl(user, &[&["-n", self.name.as_str()], args].concat())
+    /// `kubectl debug -it --attach=false POD --image=busybox:1.36 -c
+    /// CONTAINER EXTRA...` as `user`. `--attach=false`: attaching needs a
+    /// kubelet, and the admission request is the same as `-it`'s.
+    pub fn debug(&self, user: &str, pod: &str, container: &str, extra: &[&str]) -> Run {
+        self.debug_with(&cluster().kubectl_bin(), user, pod, container, extra)
+    }
+
+    /// [`Namespace::debug`] with the kubectl at `bin`.
+    pub fn debug_with(&self, bin: &Path, user: &str, pod: &str, container: &str, extra: &[&str]) -> Run {
+        let base =
+            ["-n", self.name.as_str(), "debug", pod, "--image=busybox:1.36", "-it", "--attach=false", "-c", container];
+        cluster().kubectl_with(bin, user, &[&base[..], extra].concat(), None)
     }
 }
 

@@ -13,18 +13,6 @@ use crate::egate::{Egate, default_set};
 /// Every `--profile` kubectl offers.
 const PROFILES: [&str; 6] = ["legacy", "general", "baseline", "restricted", "netadmin", "sysadmin"];
 
-/// `kubectl debug -it POD --image=busybox:1.36 -c CONTAINER` plus `extra`,
-/// as `user`, with the kubectl at `bin`. `--attach=false`: attaching needs a
-/// kubelet, and the admission request is the same without it.
-fn debug(bin: &Path, ns: &Namespace, user: &str, pod: &str, container: &str, extra: &[&str]) -> Run {
-    let args = [
-        &["-n", ns.name.as_str(), "debug", pod, "--image=busybox:1.36", "-it", "--attach=false", "-c", container][..],
-        extra,
-    ]
-    .concat();
-    cluster().kubectl_with(bin, user, &args, None)
-}
-
 /// The kubectl binaries users have: the pinned release's, and the machine's
 /// own (older) one when there is one.
 fn kubectls() -> Vec<(String, PathBuf)> {
@@ -80,7 +68,7 @@ fn profiles_meet_the_default_set() {
                         extra.push("--target=app".into());
                     }
                     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-                    let run = debug(&bin, &ns, user, &pod, "dbg", &extra);
+                    let run = ns.debug_with(&bin, user, &pod, "dbg", &extra);
                     let answer = if run.ok { "admitted".to_string() } else { refusal(&run) };
                     table.push_str(&format!("| {kubectl} | {user} | {profile} | {target} | {answer} |\n"));
                     match default_set_answer(profile) {
@@ -126,7 +114,7 @@ fn a_denial_says_policy_container_field_and_remedy() {
     let egate = Egate::start(&default_set());
     egate.register(&ns);
     ns.create_pod(&distroless_pod("web"));
-    let run = debug(&cluster().kubectl_bin(), &ns, "alice", "web", "dbg", &["--profile=sysadmin"]);
+    let run = ns.debug("alice", "web", "dbg", &["--profile=sysadmin"]);
     assert!(!run.ok);
     assert_eq!(
         run.lines("Error from server").first().copied(),
@@ -171,7 +159,7 @@ spec:
     let egate = Egate::start(set);
     egate.register(&ns);
     ns.create_pod(&distroless_pod("web"));
-    let run = debug(&cluster().kubectl_bin(), &ns, "bob", "web", "dbg", &["--profile=general"]);
+    let run = ns.debug("bob", "web", "dbg", &["--profile=general"]);
     assert!(run.ok, "{run:?}");
     let warnings = run.lines("Warning:");
     assert!(
@@ -200,12 +188,12 @@ fn custom_files_are_judged() {
     let unconfined = custom("unconfined.json", json!({"securityContext": {"seccompProfile": {"type": "Unconfined"}}}));
 
     ns.create_pod(&distroless_pod("web-env"));
-    let run = debug(&cluster().kubectl_bin(), &ns, "alice", "web-env", "dbg", &["--profile=general", &env]);
+    let run = ns.debug("alice", "web-env", "dbg", &["--profile=general", &env]);
     assert!(run.ok, "{run:?}");
     assert_eq!(ns.pod("web-env")["spec"]["ephemeralContainers"][0]["env"][0]["name"], "DEBUG");
 
     ns.create_pod(&distroless_pod("web-sys-admin"));
-    let run = debug(&cluster().kubectl_bin(), &ns, "alice", "web-sys-admin", "dbg", &[&sys_admin]);
+    let run = ns.debug("alice", "web-sys-admin", "dbg", &[&sys_admin]);
     assert!(!run.ok);
     assert!(
         run.stderr.contains("capabilities: ephemeral container \"dbg\" adds capabilities [SYS_ADMIN]"),
@@ -214,7 +202,7 @@ fn custom_files_are_judged() {
     );
 
     ns.create_pod(&distroless_pod("web-unconfined"));
-    let run = debug(&cluster().kubectl_bin(), &ns, "alice", "web-unconfined", "dbg", &[&unconfined]);
+    let run = ns.debug("alice", "web-unconfined", "dbg", &[&unconfined]);
     assert!(!run.ok);
     assert!(run.stderr.contains("pod-security: ephemeral container \"dbg\" violates PodSecurity"), "{}", run.stderr);
     assert!(run.stderr.contains("seccompProfile"), "{}", run.stderr);
@@ -255,7 +243,7 @@ fn the_stored_pod_is_hardened_and_mirrored_twice() {
     ns.create_pod(&distroless_pod("web"));
     let kubectl = cluster().kubectl_bin();
 
-    let first = debug(&kubectl, &ns, "alice", "web", "dbg-1", &["--profile=general", "--target=app"]);
+    let first = ns.debug_with(&kubectl, "alice", "web", "dbg-1", &["--profile=general", "--target=app"]);
     assert!(first.ok, "{first:?}");
     let stored = ns.pod("web");
     let dbg1 = stored["spec"]["ephemeralContainers"][0].clone();
@@ -272,7 +260,7 @@ fn the_stored_pod_is_hardened_and_mirrored_twice() {
     assert_eq!(stored["spec"]["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
     assert_eq!(dbg1["stdin"], true);
 
-    let second = debug(&kubectl, &ns, "bob", "web", "dbg-2", &["--profile=restricted"]);
+    let second = ns.debug_with(&kubectl, "bob", "web", "dbg-2", &["--profile=restricted"]);
     assert!(second.ok, "{second:?}");
     let stored = ns.pod("web");
     let containers = stored["spec"]["ephemeralContainers"].as_array().unwrap();
@@ -292,7 +280,7 @@ fn audit_annotations_reach_the_audit_log() {
     let egate = Egate::start(&default_set());
     egate.register(&ns);
     ns.create_pod(&distroless_pod("web"));
-    let run = debug(&cluster().kubectl_bin(), &ns, "alice", "web", "dbg", &["--profile=baseline", "--target=app"]);
+    let run = ns.debug("alice", "web", "dbg", &["--profile=baseline", "--target=app"]);
     assert!(run.ok, "{run:?}");
     let log = cluster().path("EGATE_AUDIT_LOG");
     let mut found = None;

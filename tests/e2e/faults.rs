@@ -59,14 +59,9 @@ fn with_egate_down_debug_is_refused_but_egate_system_is_not() {
     ns.create_pod(&distroless_pod("web"));
     egate.kill();
 
-    let run = ns.kubectl(
-        "alice",
-        &["debug", "web", "--image=busybox:1.36", "-it", "--attach=false", "-c", "dbg", "--profile=general"],
-    );
+    let run = ns.debug("alice", "web", "dbg", &["--profile=general"]);
     assert!(!run.ok, "admitted with egate down: {run:?}");
     assert!(run.stderr.contains("failed calling webhook \"ephemeralcontainers.mutate.egate.dev\""), "{}", run.stderr);
-    let run = ns.kubectl("admin", &["create", "--dry-run=server", "-f", "-"]);
-    let _ = run;
     let pod = restricted_pod("other", &ns.name);
     let run = cluster().kubectl_with(&cluster().kubectl_bin(), "admin", &["create", "-f", "-"], Some(&pod.to_string()));
     assert!(!run.ok, "a pod was admitted with egate down: {run:?}");
@@ -81,11 +76,7 @@ fn with_egate_down_debug_is_refused_but_egate_system_is_not() {
     // And once egate is back, debugging works again.
     egate.restart();
     poll("kubectl debug to be admitted after the restart", || {
-        ns.kubectl(
-            "alice",
-            &["debug", "web", "--image=busybox:1.36", "-it", "--attach=false", "-c", "dbg", "--profile=general"],
-        )
-        .ok
+        ns.debug("alice", "web", "dbg", &["--profile=general"]).ok
     });
 }
 
@@ -163,10 +154,7 @@ fn rotation_and_reload_under_kubectl_debug_lose_nothing() {
                 }
                 let pod = format!("web-{i}");
                 ns.create_pod(&distroless_pod(&pod));
-                let run = ns.kubectl(
-                    "alice",
-                    &["debug", &pod, "--image=busybox:1.36", "-it", "--attach=false", "-c", "dbg", "--target=app"],
-                );
+                let run = ns.debug("alice", &pod, "dbg", &["--target=app"]);
                 results.lock().unwrap().push((pod, run));
             }
         }

@@ -200,20 +200,7 @@ fn debug_requests_beside_pod_security_admission() {
                 let mut manifest = distroless_pod(&pod);
                 manifest["metadata"]["labels"]["psa-e2e"] = json!("judged");
                 ns.create_pod(&manifest);
-                let run = ns.kubectl(
-                    "alice",
-                    &[
-                        "debug",
-                        &pod,
-                        "--image=busybox:1.36",
-                        "-it",
-                        "--attach=false",
-                        "-c",
-                        "dbg",
-                        &format!("--profile={profile}"),
-                        "--target=app",
-                    ],
-                );
+                let run = ns.debug("alice", &pod, "dbg", &[&format!("--profile={profile}"), "--target=app"]);
                 answers.push(answer(&run, judge).unwrap_or_else(|e| panic!("{profile} in {}: {e}", ns.name)));
             }
             table.push_str(&format!("| {} | {profile} | {:?} | {:?} |\n", pair.level, answers[0], answers[1]));
@@ -231,37 +218,16 @@ fn debug_requests_beside_pod_security_admission() {
     let restricted = &pairs[1];
     let late_psa = Namespace::new("e2e-psa-late", &[]);
     late_psa.create_pod(&distroless_pod("web"));
-    assert!(
-        late_psa
-            .kubectl(
-                "alice",
-                &["debug", "web", "--image=busybox:1.36", "-it", "--attach=false", "-c", "dbg-1", "--profile=legacy"]
-            )
-            .ok
-    );
+    assert!(late_psa.debug("alice", "web", "dbg-1", &["--profile=legacy"]).ok);
     cluster().admin(&["label", "namespace", &late_psa.name, "pod-security.kubernetes.io/enforce=restricted"]);
-    let psa = late_psa.kubectl(
-        "alice",
-        &["debug", "web", "--image=busybox:1.36", "-it", "--attach=false", "-c", "dbg-2", "--profile=restricted"],
-    );
+    let psa = late_psa.debug("alice", "web", "dbg-2", &["--profile=restricted"]);
     assert!(!psa.ok && psa.stderr.contains("violates PodSecurity \"restricted:latest\""), "{psa:?}");
     assert!(psa.stderr.contains("\"dbg-1\""), "PSA names the earlier debugger: {}", psa.stderr);
 
     restricted.egate.create_pod(&distroless_pod("late"));
-    assert!(
-        restricted
-            .egate
-            .kubectl(
-                "alice",
-                &["debug", "late", "--image=busybox:1.36", "-it", "--attach=false", "-c", "dbg-1", "--profile=legacy"]
-            )
-            .ok
-    );
+    assert!(restricted.egate.debug("alice", "late", "dbg-1", &["--profile=legacy"]).ok);
     cluster().admin(&["-n", &restricted.egate.name, "label", "pod", "late", "psa-e2e=judged"]);
-    let ours = restricted.egate.kubectl(
-        "alice",
-        &["debug", "late", "--image=busybox:1.36", "-it", "--attach=false", "-c", "dbg-2", "--profile=restricted"],
-    );
+    let ours = restricted.egate.debug("alice", "late", "dbg-2", &["--profile=restricted"]);
     assert!(ours.ok, "egate judges only the new debug container: {ours:?}");
     table.push_str("| restricted, after an earlier debugger | restricted | Denied | Allowed |\n");
     println!("{table}");

@@ -79,20 +79,7 @@ fn copy_to_pods_are_judged_as_pods() {
     ns.create_pod(&distroless_pod("web"));
     for (profile, admitted) in [("baseline", true), ("restricted", true), ("general", false), ("sysadmin", false)] {
         let copy = format!("web-copy-{profile}");
-        let run = ns.kubectl(
-            "alice",
-            &[
-                "debug",
-                "web",
-                &format!("--copy-to={copy}"),
-                "--image=busybox:1.36",
-                "-it",
-                "--attach=false",
-                "-c",
-                "dbg",
-                &format!("--profile={profile}"),
-            ],
-        );
+        let run = ns.debug("alice", "web", "dbg", &[&format!("--copy-to={copy}"), &format!("--profile={profile}")]);
         assert_eq!(run.ok, admitted, "--copy-to --profile={profile}: {run:?}");
         if admitted {
             let pod = ns.pod(&copy);

@@ -54,20 +54,7 @@ fn scaffold_request_matches_what_the_api_server_sends() {
         let pod_file = captures.join(format!("pod-{profile}.json"));
         std::fs::write(&pod_file, serde_json::to_string_pretty(&stored).unwrap()).unwrap();
         let before = egate.recorded().len();
-        ns.kubectl(
-            "alice",
-            &[
-                "debug",
-                &pod,
-                "--image=busybox:1.36",
-                "-it",
-                "--attach=false",
-                "-c",
-                "dbg",
-                "--target=app",
-                &format!("--profile={profile}"),
-            ],
-        );
+        ns.debug("alice", &pod, "dbg", &["--target=app", &format!("--profile={profile}")]);
         let recorded = egate.recorded();
         let (path, captured) = recorded[before..]
             .iter()
