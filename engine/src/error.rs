@@ -11,8 +11,8 @@ pub enum LoadError {
     ReadManifest { path: PathBuf, source: std::io::Error },
 
     /// A manifest is not valid YAML/JSON of the expected shape.
-    #[error("invalid policy manifest {path}: {message}")]
-    Manifest { path: PathBuf, message: String },
+    #[error("invalid policy manifest {path}{}: {message}", at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    Manifest { path: PathBuf, at: Option<(usize, usize)>, message: String },
 
     /// The module of a policy could not be read or found.
     #[error("policy {policy:?} ({path}): {message}")]

@@ -324,23 +324,71 @@ impl Manifest {
 pub fn read_manifests(path: &Path) -> Result<Vec<Manifest>, LoadError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| LoadError::ReadManifest { path: path.to_path_buf(), source })?;
-    parse_manifests(&text).map_err(|message| LoadError::Manifest { path: path.to_path_buf(), message })
+    parse_manifests(&text).map_err(|error| error.in_file(path))
 }
 
-/// Parses manifest text; the error says which document and field is wrong.
-pub fn parse_manifests(text: &str) -> Result<Vec<Manifest>, String> {
+/// What is wrong with manifest text: the message names the document and
+/// field; `at` is where in the text, when the YAML parser knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    /// `document N: ...`.
+    pub message: String,
+    /// Line and column, from 1, in the whole text.
+    pub at: Option<(usize, usize)>,
+}
+
+impl ManifestError {
+    fn new(message: String) -> Self {
+        Self { message, at: None }
+    }
+
+    /// A YAML error of document `index` (from 0), with its location.
+    fn yaml(index: usize, error: &serde_yaml::Error) -> Self {
+        let at = error.location().map(|l| (l.line(), l.column()));
+        Self { message: format!("document {}: {}", index + 1, yaml_message(error)), at }
+    }
+
+    /// The [`LoadError`] of this error in the file (or origin) `path`.
+    pub fn in_file(self, path: &Path) -> LoadError {
+        LoadError::Manifest { path: path.to_path_buf(), at: self.at, message: self.message }
+    }
+}
+
+impl std::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self.at {
+            Some((line, column)) => write!(f, "{line}:{column}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// serde_yaml's message without the " at line L column C" it appends: the
+/// location is carried apart.
+fn yaml_message(error: &serde_yaml::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) if error.location().is_some() => text[..cut].to_string(),
+        _ => text,
+    }
+}
+
+/// Parses manifest text; the error says which document and field is wrong,
+/// and where.
+pub fn parse_manifests(text: &str) -> Result<Vec<Manifest>, ManifestError> {
     let mut manifests = Vec::new();
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = serde_yaml::Value::deserialize(document).map_err(|e| format!("document {}: {e}", index + 1))?;
-        if value.is_null() {
-            continue; // an empty document, e.g. a trailing `---`
-        }
-        let manifest: Manifest = serde_yaml::from_value(value).map_err(|e| format!("document {}: {e}", index + 1))?;
-        manifest.check().map_err(|e| format!("document {}: {e}", index + 1))?;
+        // Straight into the manifest type, so errors keep their location;
+        // an empty document (e.g. a trailing `---`) is None.
+        let Some(manifest) = Option::<Manifest>::deserialize(document).map_err(|e| ManifestError::yaml(index, &e))?
+        else {
+            continue;
+        };
+        manifest.check().map_err(|e| ManifestError::new(format!("document {}: {e}", index + 1)))?;
         manifests.push(manifest);
     }
     if manifests.is_empty() {
-        return Err("it holds no policy: write at least one ClusterPolicy document".into());
+        return Err(ManifestError::new("it holds no policy: write at least one ClusterPolicy document".into()));
     }
     Ok(manifests)
 }
@@ -381,20 +429,24 @@ spec:
     fn unknown_fields_are_named() {
         let typo = PRIVILEGED.replace("module:", "failurePolicy: Fail\n  modul: x\n  module:");
         let err = parse_manifests(&typo).unwrap_err();
-        assert!(err.contains("unknown field `modul`"), "{err}");
+        assert!(err.message.contains("unknown field `modul`"), "{err}");
+        // Line 8 of the text (after its leading newline), where `modul` stands.
+        assert_eq!(err.at.map(|(line, _)| line), Some(8), "{err}");
+        let in_file = err.in_file(Path::new("policies/p.yaml")).to_string();
+        assert!(in_file.starts_with("invalid policy manifest policies/p.yaml:8:"), "{in_file}");
     }
 
     #[test]
     fn bad_values_say_what_to_write() {
         let err = parse_manifests(&PRIVILEGED.replace("UPDATE", "PATCH")).unwrap_err();
-        assert!(err.contains("spec.match.operations holds \"PATCH\""), "{err}");
+        assert!(err.message.contains("spec.match.operations holds \"PATCH\""), "{err}");
         let err = parse_manifests(&PRIVILEGED.replace("spec:", "spec:\n  failureAction: Deny")).unwrap_err();
-        assert!(err.contains("unknown variant `Deny`"), "{err}");
+        assert!(err.message.contains("unknown variant `Deny`"), "{err}");
         let err = parse_manifests(&PRIVILEGED.replace("egate.dev/v1", "kyverno.io/v1")).unwrap_err();
-        assert!(err.contains("write apiVersion: egate.dev/v1"), "{err}");
-        assert!(parse_manifests("").unwrap_err().contains("holds no policy"));
+        assert!(err.message.contains("write apiVersion: egate.dev/v1"), "{err}");
+        assert!(parse_manifests("").unwrap_err().message.contains("holds no policy"));
         let nothing = PRIVILEGED.replace("  module: builtin:privileged\n", "");
-        assert!(parse_manifests(&nothing).unwrap_err().contains("judges nothing"));
+        assert!(parse_manifests(&nothing).unwrap_err().message.contains("judges nothing"));
     }
 
     #[test]

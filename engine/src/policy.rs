@@ -14,7 +14,7 @@ use crate::builtin;
 use crate::cel::{Bindings, CelExpression, CelRequest, Reads, params_value};
 use crate::decision::{GuestDecision, PolicyResult, Verdict, combine};
 use crate::error::{LoadError, ReviewError};
-use crate::manifest::{FailureAction, FailurePolicy, Manifest, ModuleSource, Validation, read_manifests};
+use crate::manifest::{FailureAction, FailurePolicy, Manifest, ModuleSource, Validation, parse_manifests};
 use crate::matching::Matcher;
 use crate::review::{AdmissionResponse, Review};
 use crate::sandbox::{GuestError, GuestModule, Sandbox};
@@ -232,17 +232,50 @@ impl PolicySet {
     /// Loads every policy of the manifest files, compiling modules and
     /// checking settings. Any error refuses the whole set.
     pub fn load(sandbox: &Sandbox, manifest_paths: &[PathBuf]) -> Result<Self, LoadError> {
+        let mut texts = Vec::with_capacity(manifest_paths.len());
+        for path in manifest_paths {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| LoadError::ReadManifest { path: path.clone(), source })?;
+            texts.push((path.clone(), text));
+        }
+        Self::from_texts(sandbox, texts.iter().map(|(path, text)| (path.as_path(), text.as_str())))
+    }
+
+    /// Loads the policies of manifest text already in memory (a set
+    /// compiled into a binary, or read from the API server). `origin`
+    /// stands for the file the text would be: errors name it, and module
+    /// paths are relative to its directory.
+    ///
+    /// ```no_run
+    /// # use egate_engine::{PolicySet, Sandbox, SandboxConfig};
+    /// # use std::path::Path;
+    /// let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    /// let text = "apiVersion: egate.dev/v1\nkind: ClusterPolicy\nmetadata: {name: p}\n\
+    ///             spec: {match: {resources: [pods/ephemeralcontainers]}, module: builtin:privileged}\n";
+    /// let set = PolicySet::from_manifests(&sandbox, Path::new("inline.yaml"), text).unwrap();
+    /// assert_eq!(set.policies().len(), 1);
+    /// ```
+    pub fn from_manifests(sandbox: &Sandbox, origin: &Path, text: &str) -> Result<Self, LoadError> {
+        Self::from_texts(sandbox, [(origin, text)])
+    }
+
+    /// Loads the manifest texts in order, each with its origin.
+    fn from_texts<'a>(
+        sandbox: &Sandbox,
+        texts: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    ) -> Result<Self, LoadError> {
         let mut modules: HashMap<ModuleSource, LoadedModule> = HashMap::new();
         let mut library: Option<GuestModule> = None;
         let mut policies: Vec<Policy> = Vec::new();
-        for path in manifest_paths {
-            for manifest in read_manifests(path)? {
+        for (path, text) in texts {
+            let manifests = parse_manifests(text).map_err(|error| error.in_file(path))?;
+            for manifest in manifests {
                 let policy = load_policy(sandbox, path, manifest, &mut modules, &mut library)?;
                 if let Some(first) = policies.iter().find(|p| p.name == policy.name) {
                     return Err(LoadError::DuplicateName {
                         name: policy.name,
                         first: first.manifest_path.clone(),
-                        second: path.clone(),
+                        second: path.to_path_buf(),
                     });
                 }
                 policies.push(policy);

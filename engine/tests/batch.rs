@@ -39,14 +39,19 @@ fn the_default_set_decides_as_each_of_its_policies_alone() {
     let manifests = default_manifests();
     let together = load_manifests(&manifests).unwrap();
     let mut requests = 0;
-    for entry in std::fs::read_dir(repo("examples/requests")).unwrap() {
-        let request = std::fs::read(entry.unwrap().path()).unwrap();
+    // The hand-written examples and the requests captured from a real API server.
+    let files = ["examples/requests", "examples/requests/captured"]
+        .into_iter()
+        .flat_map(|dir| std::fs::read_dir(repo(dir)).unwrap().map(|e| e.unwrap().path()))
+        .filter(|path| path.is_file());
+    for path in files {
+        let request = std::fs::read(path).unwrap();
         let batched = outcomes(&together, &request);
         assert!(batched.len() >= 5, "{batched:?}");
         assert_eq!(batched, outcomes_alone(&manifests, &request));
         requests += 1;
     }
-    assert!(requests >= 5);
+    assert!(requests >= 10);
 }
 
 #[test]

@@ -153,23 +153,9 @@ fn load(source: &PolicySource, sandbox: &Sandbox) -> Result<PolicySet> {
     }
 }
 
-/// `PolicySet::load` reads files, so the embedded default set goes through
-/// a private temporary file. (An engine entry point taking manifest text
-/// would make this unnecessary.)
+/// The embedded default set, from its text: no file is written or read.
 fn load_default(sandbox: &Sandbox) -> Result<PolicySet> {
-    let dir = std::env::temp_dir().join(format!("egate-default-set-{}", std::process::id()));
-    let path = dir.join("default.yaml");
-    let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, DEFAULT_SET));
-    let loaded = written
-        .with_context(|| {
-            format!(
-                "cannot write the built-in default policy set to {}: set TMPDIR to a writable directory, or pass --policies",
-                path.display()
-            )
-        })
-        .and_then(|()| Ok(PolicySet::load(sandbox, std::slice::from_ref(&path))?));
-    let _ = std::fs::remove_dir_all(&dir);
-    loaded
+    Ok(PolicySet::from_manifests(sandbox, Path::new("policies/default.yaml (built in)"), DEFAULT_SET)?)
 }
 
 #[cfg(test)]

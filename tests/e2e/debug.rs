@@ -18,10 +18,10 @@ const PROFILES: [&str; 6] = ["legacy", "general", "baseline", "restricted", "net
 fn kubectls() -> Vec<(String, PathBuf)> {
     let pinned = cluster().kubectl_bin();
     let mut bins = vec![(format!("kubectl {}", cluster().var("EGATE_KUBERNETES_VERSION")), pinned.clone())];
-    if let Ok(machine) = which("kubectl") {
-        if machine.canonicalize().ok() != pinned.canonicalize().ok() {
-            bins.push(("the machine's kubectl".to_string(), machine));
-        }
+    if let Ok(machine) = which("kubectl")
+        && machine.canonicalize().ok() != pinned.canonicalize().ok()
+    {
+        bins.push(("the machine's kubectl".to_string(), machine));
     }
     bins
 }

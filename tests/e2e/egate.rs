@@ -54,10 +54,10 @@ impl Egate {
         let log = self.log.clone();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    if event["message"] == "listening" {
-                        let _ = addr_tx.send(event["addr"].as_str().unwrap().to_string());
-                    }
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && event["message"] == "listening"
+                {
+                    let _ = addr_tx.send(event["addr"].as_str().unwrap().to_string());
                 }
                 log.lock().unwrap().push(line);
             }

@@ -95,7 +95,11 @@ impl Pair {
     }
 }
 
-fn fixtures(level: &str) -> Option<(String, Vec<(String, PathBuf, Answer)>)> {
+/// A fixture: its name (`LEVEL/pass/NAME`), its file, and the answer it expects.
+type Fixture = (String, PathBuf, Answer);
+
+/// The newest version's fixtures of `level`, and that version.
+fn fixtures(level: &str) -> Option<(String, Vec<Fixture>)> {
     let root = repo("../shared/psa-fixtures").join(level);
     let newest = std::fs::read_dir(&root)
         .ok()?

@@ -2,7 +2,7 @@
 //! wasm modules (built by scripts/build-guests.sh, embedded by build.rs).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use base64::Engine as _;
 use egate_engine::{AdmissionResponse, LoadError, PolicySet, Sandbox, SandboxConfig, builtin};
@@ -17,19 +17,10 @@ pub fn sandbox() -> Sandbox {
     Sandbox::new(SandboxConfig::default()).unwrap()
 }
 
-/// Loads manifests (JSON values) written to a temp dir, in order.
+/// Loads manifests (JSON values), in order, as one YAML stream (JSON is YAML).
 pub fn load_manifests(manifests: &[Value]) -> Result<PolicySet, LoadError> {
-    let dir = tempfile::tempdir().unwrap();
-    let paths: Vec<PathBuf> = manifests
-        .iter()
-        .enumerate()
-        .map(|(i, manifest)| {
-            let path = dir.path().join(format!("policy-{i}.json"));
-            std::fs::write(&path, manifest.to_string()).unwrap();
-            path
-        })
-        .collect();
-    PolicySet::load(&sandbox(), &paths)
+    let text: Vec<String> = manifests.iter().map(Value::to_string).collect();
+    PolicySet::from_manifests(&sandbox(), Path::new("test-manifests.yaml"), &text.join("\n---\n"))
 }
 
 /// A manifest named `test-MODULE` for `builtin:MODULE` on
