@@ -98,6 +98,18 @@ pub struct PolicyResult {
     pub verdict: Verdict,
 }
 
+impl PolicyResult {
+    /// Whether this result denies the request: an Enforce violation, or a
+    /// failure under `failurePolicy: Fail`.
+    pub fn denies(&self) -> bool {
+        match self.verdict {
+            Verdict::Pass { .. } => false,
+            Verdict::Violation { .. } => self.action == FailureAction::Enforce,
+            Verdict::Failure { .. } => self.failure_policy == FailurePolicy::Fail,
+        }
+    }
+}
+
 /// Combines every policy's result: any Enforce violation (or failure under
 /// `failurePolicy: Fail`) denies, listing each with its reason; Audit
 /// violations become audit annotations; Warn violations and ignored

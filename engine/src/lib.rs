@@ -43,7 +43,7 @@ mod wasi;
 
 pub use cache::{ModuleCache, hex};
 pub use error::{LoadError, ReviewError};
-pub use policy::{Mode, Outcome, Policy, PolicySet, PolicyTrace};
+pub use policy::{Mode, Outcome, Policy, PolicySet, PolicyTrace, RequestSummary, TracedReview};
 pub use review::AdmissionResponse;
 pub use sandbox::{GuestError, GuestModule, Sandbox, SandboxConfig};
 pub use wasi::{GRANTED as GRANTED_WASI_IMPORTS, grants as wasi_grants};

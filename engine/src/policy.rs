@@ -16,7 +16,7 @@ use crate::decision::{GuestDecision, PolicyResult, Verdict, combine};
 use crate::error::{LoadError, ReviewError};
 use crate::manifest::{FailureAction, FailurePolicy, Manifest, ModuleSource, Validation, parse_manifests};
 use crate::matching::Matcher;
-use crate::review::{AdmissionResponse, Review};
+use crate::review::{AdmissionResponse, RequestFacts, Review};
 use crate::sandbox::{GuestError, GuestModule, Sandbox};
 
 /// One loaded policy: its manifest's choices, its compiled module and its
@@ -189,6 +189,63 @@ pub struct PolicyTrace {
     pub elapsed: Duration,
     /// What it concluded.
     pub outcome: Outcome,
+    /// What a violation of it does.
+    pub action: FailureAction,
+    /// Whether it denied the request (an Enforce violation, or a failure
+    /// under `failurePolicy: Fail`).
+    pub denied: bool,
+}
+
+/// Who asked for what: the identity of a judged request, for logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestSummary {
+    /// `request.uid`.
+    pub uid: String,
+    /// Namespace, empty for cluster-scoped objects.
+    pub namespace: String,
+    /// Object name, empty when the request has none.
+    pub name: String,
+    /// `resource` or `resource/subresource`, as in `pods/ephemeralcontainers`.
+    pub resource: String,
+    /// `CREATE`, `UPDATE`, `DELETE` or `CONNECT`.
+    pub operation: String,
+    /// `userInfo.username`.
+    pub user: String,
+}
+
+impl From<&RequestFacts<'_>> for RequestSummary {
+    fn from(f: &RequestFacts<'_>) -> Self {
+        Self {
+            uid: f.uid.to_string(),
+            namespace: f.namespace.as_deref().unwrap_or_default().to_string(),
+            name: f.name.as_deref().unwrap_or_default().to_string(),
+            resource: match f.sub_resource.as_deref() {
+                Some(sub) if !sub.is_empty() => format!("{}/{sub}", f.resource.resource),
+                _ => f.resource.resource.to_string(),
+            },
+            operation: f.operation.to_string(),
+            user: f.user_info.username.to_string(),
+        }
+    }
+}
+
+/// A judged request: the response, what each policy that judged it did,
+/// and who asked for what.
+#[derive(Debug, Clone)]
+pub struct TracedReview {
+    /// What the API server is answered.
+    pub response: AdmissionResponse,
+    /// One per policy that judged the request, in the order they ran.
+    pub traces: Vec<PolicyTrace>,
+    /// The request's identity.
+    pub request: RequestSummary,
+}
+
+impl TracedReview {
+    /// The policies that denied, in the order they ran.
+    pub fn denied_by(&self) -> impl Iterator<Item = &str> {
+        self.traces.iter().filter(|t| t.denied).map(|t| t.policy.as_str())
+    }
 }
 
 /// A policy's conclusion, without its messages.
@@ -312,16 +369,12 @@ impl PolicySet {
     /// Judges AdmissionReview bytes with the matching policies `mode` runs.
     /// Each mutating policy sees the object as patched by those before it.
     pub fn review_with(&self, review: &[u8], mode: Mode) -> Result<AdmissionResponse, ReviewError> {
-        self.review_traced(review, mode).map(|(response, _)| response)
+        self.review_traced(review, mode).map(|traced| traced.response)
     }
 
     /// [`PolicySet::review_with`], also saying what each policy that judged
     /// the request concluded and how long it took (for metrics and logs).
-    pub fn review_traced(
-        &self,
-        review: &[u8],
-        mode: Mode,
-    ) -> Result<(AdmissionResponse, Vec<PolicyTrace>), ReviewError> {
+    pub fn review_traced(&self, review: &[u8], mode: Mode) -> Result<TracedReview, ReviewError> {
         let review = Review::parse(review)?;
         let mut traces = Vec::new();
         let mut request =
@@ -353,14 +406,21 @@ impl PolicySet {
                 }
             }
             let shared = batch.as_ref().filter(|_| decided.is_some()).map(Batch::share).unwrap_or_default();
+            let result = policy.result(verdict);
             traces.push(PolicyTrace {
                 policy: policy.name.clone(),
                 elapsed: started.elapsed() + shared,
-                outcome: (&verdict).into(),
+                outcome: (&result.verdict).into(),
+                action: result.action,
+                denied: result.denies(),
             });
-            results.push(policy.result(verdict));
+            results.push(result);
         }
-        Ok((combine(&review.facts.uid, &results, &patch), traces))
+        Ok(TracedReview {
+            response: combine(&review.facts.uid, &results, &patch),
+            traces,
+            request: RequestSummary::from(&review.facts),
+        })
     }
 }
 

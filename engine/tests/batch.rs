@@ -16,7 +16,7 @@ fn repo(path: &str) -> PathBuf {
 
 /// Each judging policy's outcome, in order.
 fn outcomes(set: &PolicySet, request: &[u8]) -> Vec<(String, Outcome)> {
-    let (_, traces) = set.review_traced(request, Mode::Validate).unwrap();
+    let traces = set.review_traced(request, Mode::Validate).unwrap().traces;
     traces.into_iter().map(|t| (t.policy, t.outcome)).collect()
 }
 

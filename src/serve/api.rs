@@ -18,7 +18,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use egate_engine::review::Review;
-use egate_engine::{AdmissionResponse, Mode, Outcome, PolicySet};
+use egate_engine::{Mode, Outcome, PolicySet, RequestSummary};
 use tokio::sync::Semaphore;
 
 use super::metrics::Metrics;
@@ -165,19 +165,9 @@ struct Judged {
     body: Vec<u8>,
     decision: &'static str,
     denied_by: Vec<String>,
-    facts: LogFacts,
+    /// The request's identity, for the decision log line.
+    facts: RequestSummary,
     took: Duration,
-}
-
-/// The request's identity, for the decision log line.
-#[derive(Default)]
-struct LogFacts {
-    uid: String,
-    namespace: String,
-    name: String,
-    resource: String,
-    operation: String,
-    user: String,
 }
 
 async fn admit(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response {
@@ -301,51 +291,24 @@ async fn read_body(req: Request) -> Result<Vec<u8>, Fault> {
 /// Judges one AdmissionReview (blocking).
 fn review(policies: &PolicySet, metrics: &Metrics, body: &[u8], endpoint: Endpoint) -> Result<Judged, Fault> {
     let started = Instant::now();
-    let (response, traces) = policies
+    let traced = policies
         .review_traced(body, endpoint.mode())
         .map_err(|error| Fault::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()))?;
     let took = started.elapsed();
-    let names: Vec<&str> = policies.policies().iter().map(|p| p.name()).collect();
-    for trace in &traces {
+    for trace in &traced.traces {
         metrics.policy_evaluation(&trace.policy, trace.elapsed);
         if let Outcome::Failed(cause) = &trace.outcome {
             metrics.policy_failure(&trace.policy, classify(cause));
         }
     }
-    let decision = match (response.allowed, &response.patch) {
+    let decision = match (traced.response.allowed, &traced.response.patch) {
         (false, _) => "denied",
         (true, Some(_)) => "mutated",
         (true, None) => "allowed",
     };
-    let denied_by = denied_by(&response, &names);
-    let facts = log_facts(body);
-    let body = serde_json::to_vec(&response.into_review()).expect("a response always serialises");
-    Ok(Judged { body, decision, denied_by, facts, took })
-}
-
-/// The policy a message line comes from: every line of a denial, warning
-/// or failure starts with `POLICY: `.
-fn policy_of<'n>(line: &str, names: &[&'n str]) -> Option<(&'n str, usize)> {
-    names
-        .iter()
-        .filter(|name| line.strip_prefix(**name).is_some_and(|rest| rest.starts_with(": ")))
-        .max_by_key(|name| name.len())
-        .map(|name| (*name, name.len() + 2))
-}
-
-/// The policies that denied, in order, each once.
-fn denied_by(response: &AdmissionResponse, names: &[&str]) -> Vec<String> {
-    let mut denied: Vec<String> = Vec::new();
-    if response.allowed {
-        return denied;
-    }
-    let message = response.status.as_ref().map(|s| s.message.as_str()).unwrap_or_default();
-    for (name, _) in message.lines().filter_map(|line| policy_of(line, names)) {
-        if !denied.iter().any(|d| d == name) {
-            denied.push(name.to_string());
-        }
-    }
-    denied
+    let denied_by = traced.denied_by().map(str::to_string).collect();
+    let body = serde_json::to_vec(&traced.response.into_review()).expect("a response always serialises");
+    Ok(Judged { body, decision, denied_by, facts: traced.request, took })
 }
 
 /// A label for a failure cause of `engine/src/policy.rs` and `sandbox.rs`.
@@ -364,22 +327,6 @@ fn classify(cause: &str) -> &'static str {
     CAUSES.iter().find(|(prefix, _)| cause.starts_with(prefix)).map(|(_, label)| *label).unwrap_or("other")
 }
 
-fn log_facts(body: &[u8]) -> LogFacts {
-    let Ok(review) = Review::parse(body) else { return LogFacts::default() };
-    let f = review.facts;
-    LogFacts {
-        uid: f.uid.to_string(),
-        namespace: f.namespace.as_deref().unwrap_or_default().to_string(),
-        name: f.name.as_deref().unwrap_or_default().to_string(),
-        resource: match f.sub_resource.as_deref() {
-            Some(sub) if !sub.is_empty() => format!("{}/{sub}", f.resource.resource),
-            _ => f.resource.resource.to_string(),
-        },
-        operation: f.operation.to_string(),
-        user: f.user_info.username.to_string(),
-    }
-}
-
 /// The API server appends `?timeout=10s` to webhook calls: answering after
 /// it is pointless. Go duration syntax, the units it uses.
 fn apiserver_timeout(query: Option<&str>) -> Option<Duration> {
@@ -390,21 +337,6 @@ fn apiserver_timeout(query: Option<&str>) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn denials_are_attributed_to_their_policies() {
-        let names = ["images", "images-strict", "slow", "cel-rule"];
-        let mut response = AdmissionResponse::allow("u").deny(
-            403,
-            "images-strict: bad image\nimages: bad image\nimages: also this\n\
-             slow: the policy failed (module timed out after 100 ms); its failurePolicy Fail denies the request",
-        );
-        response.warnings.push(
-            "cel-rule: the policy failed (validation 1 (`x`) could not be evaluated: no such key); its failurePolicy Ignore let the request through".into(),
-        );
-        assert_eq!(denied_by(&response, &names), ["images-strict", "images", "slow"]);
-        assert!(denied_by(&AdmissionResponse::allow("u"), &names).is_empty());
-    }
 
     #[test]
     fn causes_are_classified() {
