@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use wasmtime::{
     Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig,
-    Store, StoreLimits, StoreLimitsBuilder, Trap, ValType,
+    ResourceLimiter, Store, Trap, ValType,
 };
 
 use crate::cache::ModuleCache;
@@ -73,7 +73,7 @@ const BATCH_EXPORT: &str = "egate_evaluate_batch";
 
 /// Per-evaluation state of a store.
 pub(crate) struct GuestState {
-    limits: StoreLimits,
+    limits: MemoryCap,
     /// What the guest wrote to stdout/stderr (a panic message), capped.
     pub(crate) console: Vec<u8>,
 }
@@ -259,11 +259,7 @@ impl GuestModule {
         run: impl FnOnce(&mut GuestCall<'_>) -> Result<Vec<u8>, GuestError>,
     ) -> Result<Vec<u8>, GuestError> {
         let config = self.sandbox.config();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(config.memory_limit_bytes)
-            .instances(1)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = MemoryCap { limit: config.memory_limit_bytes, refused: false };
         let mut store = Store::new(self.pre.module().engine(), GuestState { limits, console: Vec::new() });
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(timeout_ms);
@@ -286,6 +282,38 @@ impl GuestModule {
     }
 }
 
+/// The memory cap of one evaluation, as the store's `ResourceLimiter`: it
+/// refuses (with a trap) any memory, initial or grown, past `limit` bytes,
+/// and remembers that it did, so the failure is named by what happened
+/// rather than by wasmtime's wording.
+pub(crate) struct MemoryCap {
+    limit: usize,
+    refused: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.refused = true;
+            return Err(wasmtime::Error::msg(format!(
+                "memory of {desired} bytes refused: the cap is {} bytes",
+                self.limit
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, _desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Tables are bounded by the module and the pooling allocator.
+        Ok(true)
+    }
+
+    /// One instance per store: the policy's.
+    fn instances(&self) -> usize {
+        1
+    }
+}
+
 /// The caps of one evaluation.
 #[derive(Clone, Copy)]
 struct CallLimits {
@@ -301,10 +329,10 @@ impl CallLimits {
         if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
             return GuestError::Timeout(self.timeout_ms);
         }
-        let text = format!("{e:#}");
-        if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
+        if store.data().limits.refused {
             return GuestError::MemoryLimit(self.memory_limit >> 20);
         }
+        let text = format!("{e:#}");
         let trap = e
             .downcast_ref::<Trap>()
             .map_or_else(|| text.lines().next().unwrap_or_default().to_string(), ToString::to_string);

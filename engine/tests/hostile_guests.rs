@@ -130,6 +130,15 @@ fn a_memory_bomb_is_cut_by_the_cap() {
 }
 
 #[test]
+fn an_initial_memory_past_the_cap_is_refused_at_load() {
+    let f = Fixture::new();
+    // 512 pages: 32 MiB, twice the fixture's cap, before any code runs.
+    let big = guest(VALID, ALLOW).replace(r#"(memory (export "memory") 2)"#, r#"(memory (export "memory") 512)"#);
+    let error = f.load("big", &big, "").err().expect("a module whose memory cannot fit is refused").to_string();
+    assert!(error.contains("big.wasm is refused") && error.contains("exceeds the limit"), "{error}");
+}
+
+#[test]
 fn garbage_and_out_of_bounds_output_are_failures() {
     let f = Fixture::new();
     let garbage = f.load("garbage", &guest(VALID, "i64.const 0x000000800000000f"), "").unwrap();
