@@ -8,6 +8,50 @@ use serde_json::Value;
 
 use crate::manifest::{FailureAction, FailurePolicy};
 use crate::review::AdmissionResponse;
+use crate::sandbox::GuestError;
+
+/// Why a policy could not decide. Its text is the cause as messages give it
+/// (`module timed out after 100 ms`); [`FailureCause::label`] is its
+/// metrics label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FailureCause {
+    /// The module failed in the sandbox: deadline, memory cap, trap,
+    /// instantiation, or an output outside its memory or over the cap.
+    #[error("module {0}")]
+    Guest(#[from] GuestError),
+    /// The module's output is not decision JSON.
+    #[error("module {0}")]
+    BadOutput(String),
+    /// The module answered with an `error`: it could not decide.
+    #[error("module could not decide: {0}")]
+    Undecided(String),
+    /// A patch from a policy that is not `mutating: true`.
+    #[error("module returned a patch, but the policy is not `mutating: true`")]
+    UnexpectedPatch,
+    /// The module's patch is not RFC 6902, or does not apply.
+    #[error("module returned a patch that {0}")]
+    BadPatch(String),
+    /// A matchCondition or validation could not be evaluated.
+    #[error("{0}")]
+    Cel(String),
+}
+
+impl FailureCause {
+    /// The `cause` label of `egate_policy_failures_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FailureCause::Guest(GuestError::Timeout(_)) => "timeout",
+            FailureCause::Guest(GuestError::MemoryLimit(_)) => "memory_limit",
+            FailureCause::Guest(GuestError::Trap(_)) => "trap",
+            FailureCause::Guest(GuestError::Instantiate(_)) => "instantiate",
+            FailureCause::Guest(GuestError::BadPointer { .. } | GuestError::OutputTooLarge { .. }) => "bad_output",
+            FailureCause::BadOutput(_) => "bad_output",
+            FailureCause::Undecided(_) => "guest_error",
+            FailureCause::UnexpectedPatch | FailureCause::BadPatch(_) => "bad_patch",
+            FailureCause::Cel(_) => "cel",
+        }
+    }
+}
 
 /// The decision JSON of ABI v1, as a guest returns it.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,10 +81,12 @@ pub struct GuestDecision {
 
 impl GuestDecision {
     /// Reads decision JSON; the error says what is wrong with it.
-    pub fn parse(output: &[u8]) -> Result<Self, String> {
-        let text = std::str::from_utf8(output).map_err(|e| format!("returned output that is not UTF-8 ({e})"))?;
-        serde_json::from_str(text)
-            .map_err(|e| format!("returned output that is not decision JSON ({e}): {}", excerpt(text)))
+    pub fn parse(output: &[u8]) -> Result<Self, FailureCause> {
+        let text = std::str::from_utf8(output)
+            .map_err(|e| FailureCause::BadOutput(format!("returned output that is not UTF-8 ({e})")))?;
+        serde_json::from_str(text).map_err(|e| {
+            FailureCause::BadOutput(format!("returned output that is not decision JSON ({e}): {}", excerpt(text)))
+        })
     }
 
     /// What the decision means for a policy: an `error` or a patch from a
@@ -48,12 +94,10 @@ impl GuestDecision {
     /// gets a default.
     pub fn into_verdict(self, mutating: bool) -> Verdict {
         if let Some(error) = self.error {
-            return Verdict::Failure { cause: format!("module could not decide: {error}") };
+            return Verdict::Failure { cause: FailureCause::Undecided(error) };
         }
         if !self.patch.is_empty() && !mutating {
-            return Verdict::Failure {
-                cause: "module returned a patch, but the policy is not `mutating: true`".into(),
-            };
+            return Verdict::Failure { cause: FailureCause::UnexpectedPatch };
         }
         if self.allowed {
             Verdict::Pass { warnings: self.warnings, audit_annotations: self.audit_annotations, patch: self.patch }
@@ -82,7 +126,7 @@ pub enum Verdict {
     /// The request violates the policy.
     Violation { message: String, code: Option<u16>, warnings: Vec<String> },
     /// The policy could not decide (trap, timeout, bad output, ...).
-    Failure { cause: String },
+    Failure { cause: FailureCause },
 }
 
 /// One policy's verdict, with what the manifest says to do with it.
@@ -151,13 +195,13 @@ pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> Admissio
                 FailurePolicy::Fail => denials.push((
                     format!(
                         "{name}: the policy failed ({}); its failurePolicy Fail denies the request",
-                        one_line(cause)
+                        one_line(&cause.to_string())
                     ),
                     None,
                 )),
                 FailurePolicy::Ignore => response.warnings.push(format!(
                     "{name}: the policy failed ({}); its failurePolicy Ignore let the request through",
-                    one_line(cause)
+                    one_line(&cause.to_string())
                 )),
             },
         }
@@ -222,11 +266,40 @@ mod tests {
     }
 
     #[test]
+    fn failure_causes_read_as_messages_and_label_as_metrics() {
+        let cases = [
+            (FailureCause::from(GuestError::Timeout(100)), "module timed out after 100 ms", "timeout"),
+            (GuestError::MemoryLimit(64).into(), "module exceeded the memory limit of 64 MiB", "memory_limit"),
+            (GuestError::Trap("unreachable".into()).into(), "module trapped: unreachable", "trap"),
+            (
+                GuestError::OutputTooLarge { len: 9, limit: 8 }.into(),
+                "module returned 9 bytes of output, more than the limit of 8",
+                "bad_output",
+            ),
+            (FailureCause::Undecided("no pod".into()), "module could not decide: no pod", "guest_error"),
+            (
+                FailureCause::BadPatch("does not apply: x".into()),
+                "module returned a patch that does not apply: x",
+                "bad_patch",
+            ),
+            (
+                FailureCause::Cel("validation 1 (`x`) could not be evaluated".into()),
+                "validation 1 (`x`) could not be evaluated",
+                "cel",
+            ),
+        ];
+        for (cause, text, label) in cases {
+            assert_eq!((cause.to_string().as_str(), cause.label()), (text, label));
+        }
+        assert_eq!(GuestDecision::parse(b"nope").unwrap_err().label(), "bad_output");
+    }
+
+    #[test]
     fn failures_follow_the_failure_policy() {
-        let failure = Verdict::Failure { cause: "timed out after 100 ms".into() };
+        let failure = Verdict::Failure { cause: GuestError::Timeout(100).into() };
         let ignored = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Ignore, failure.clone())], &[]);
         assert!(ignored.allowed);
-        assert!(ignored.warnings[0].starts_with("p: the policy failed (timed out after 100 ms)"));
+        assert!(ignored.warnings[0].starts_with("p: the policy failed (module timed out after 100 ms)"));
         let failed = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Fail, failure)], &[]);
         assert!(!failed.allowed);
         assert!(failed.status.unwrap().message.contains("failurePolicy Fail denies"));
@@ -234,7 +307,7 @@ mod tests {
 
     #[test]
     fn a_guest_cannot_forge_lines_or_send_an_empty_denial() {
-        let forged = Verdict::Failure { cause: "x\nother: approved".into() };
+        let forged = Verdict::Failure { cause: FailureCause::Undecided("x\nother: approved".into()) };
         let r = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Fail, forged)], &[]);
         assert_eq!(r.status.unwrap().message.lines().count(), 1);
         let blank = Verdict::Violation { message: " \n ".into(), code: Some(200), warnings: vec![] };
@@ -246,8 +319,8 @@ mod tests {
     #[test]
     fn guest_output_must_be_decision_json() {
         assert!(GuestDecision::parse(br#"{"allowed": true}"#).is_ok());
-        assert!(GuestDecision::parse(b"\xff\xfe").unwrap_err().contains("not UTF-8"));
-        assert!(GuestDecision::parse(br#"{"allow": true}"#).unwrap_err().contains("not decision JSON"));
-        assert!(GuestDecision::parse(b"[]").unwrap_err().contains("not decision JSON"));
+        assert!(GuestDecision::parse(b"\xff\xfe").unwrap_err().to_string().contains("not UTF-8"));
+        assert!(GuestDecision::parse(br#"{"allow": true}"#).unwrap_err().to_string().contains("not decision JSON"));
+        assert!(GuestDecision::parse(b"[]").unwrap_err().to_string().contains("not decision JSON"));
     }
 }

@@ -42,6 +42,7 @@ mod sandbox;
 mod wasi;
 
 pub use cache::{ModuleCache, hex};
+pub use decision::FailureCause;
 pub use error::{LoadError, ReviewError};
 pub use policy::{Mode, Outcome, Policy, PolicySet, PolicyTrace, RequestSummary, TracedReview};
 pub use review::AdmissionResponse;

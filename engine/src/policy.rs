@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::builtin;
 use crate::cel::{Bindings, CelExpression, CelRequest, Reads, params_value};
-use crate::decision::{GuestDecision, PolicyResult, Verdict, combine};
+use crate::decision::{FailureCause, GuestDecision, PolicyResult, Verdict, combine};
 use crate::error::{LoadError, ReviewError};
 use crate::manifest::{FailureAction, FailurePolicy, Manifest, ModuleSource, Validation, parse_manifests};
 use crate::matching::Matcher;
@@ -91,7 +91,7 @@ impl Policy {
                 Ok(false) => return None,
                 Err(e) => {
                     return Some(Verdict::Failure {
-                        cause: format!("matchCondition {name:?} could not be evaluated: {e}"),
+                        cause: FailureCause::Cel(format!("matchCondition {name:?} could not be evaluated: {e}")),
                     });
                 }
             }
@@ -100,7 +100,7 @@ impl Policy {
             (Some(_), Some(output)) => self.read_decision(output),
             (Some(module), None) => match module.evaluate(request.json().as_bytes(), &self.settings, self.timeout_ms) {
                 Ok(output) => self.read_decision(&output),
-                Err(e) => Verdict::Failure { cause: format!("module {e}") },
+                Err(e) => Verdict::Failure { cause: e.into() },
             },
             (None, _) => {
                 Verdict::Pass { warnings: Vec::new(), audit_annotations: Default::default(), patch: Vec::new() }
@@ -112,7 +112,7 @@ impl Policy {
         match self.cel_violations(&bindings) {
             Ok(violations) if violations.is_empty() => Some(verdict),
             Ok(violations) => Some(add_violations(verdict, violations)),
-            Err(cause) => Some(Verdict::Failure { cause }),
+            Err(cause) => Some(Verdict::Failure { cause: FailureCause::Cel(cause) }),
         }
     }
 
@@ -134,7 +134,7 @@ impl Policy {
     fn read_decision(&self, output: &[u8]) -> Verdict {
         match GuestDecision::parse(output) {
             Ok(decision) => decision.into_verdict(self.mutating),
-            Err(e) => Verdict::Failure { cause: format!("module {e}") },
+            Err(cause) => Verdict::Failure { cause },
         }
     }
 
@@ -255,8 +255,8 @@ pub enum Outcome {
     Passed,
     /// The request violates it (what that does depends on its failureAction).
     Violated,
-    /// It could not decide; the cause, as in messages.
-    Failed(String),
+    /// It could not decide, and why.
+    Failed(FailureCause),
 }
 
 impl From<&Verdict> for Outcome {
@@ -402,7 +402,7 @@ impl PolicySet {
                         request = CelRequest::new(patched, &self.cel_reads);
                         patch.append(ops);
                     }
-                    Err(cause) => verdict = Verdict::Failure { cause },
+                    Err(cause) => verdict = Verdict::Failure { cause: FailureCause::BadPatch(cause) },
                 }
             }
             let shared = batch.as_ref().filter(|_| decided.is_some()).map(Batch::share).unwrap_or_default();
@@ -656,18 +656,18 @@ fn compile(sandbox: &Sandbox, path: &Path, policy: &str, source: &ModuleSource) 
 /// Applies a policy's patch to the request's `object`, returning the
 /// request JSON the next policy sees.
 fn apply_patch(request: &str, ops: &[Value]) -> Result<String, String> {
-    let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops.to_vec()))
-        .map_err(|e| format!("module returned a patch that is not RFC 6902 JSON Patch: {e}"))?;
-    let mut request: Value = serde_json::from_str(request).map_err(|e| format!("request is not JSON: {e}"))?;
+    let patch: json_patch::Patch =
+        serde_json::from_value(Value::Array(ops.to_vec())).map_err(|e| format!("is not RFC 6902 JSON Patch: {e}"))?;
+    let mut request: Value =
+        serde_json::from_str(request).map_err(|e| format!("cannot be applied: the request is not JSON: {e}"))?;
     let object = request
         .get_mut("object")
         .filter(|o| !o.is_null())
-        .ok_or("module returned a patch, but the request has no object to patch")?;
+        .ok_or("does not apply: the request has no object to patch")?;
     // Not `json_patch::patch`: it undoes a failed patch in place, and panics
     // when the undo itself fails (found by fuzzing). On an error this copy
     // of the request is dropped anyway, so there is nothing to undo.
-    json_patch::patch_unsafe(object, &patch)
-        .map_err(|e| format!("module returned a patch that does not apply: {e}"))?;
+    json_patch::patch_unsafe(object, &patch).map_err(|e| format!("does not apply: {e}"))?;
     Ok(request.to_string())
 }
 

@@ -79,7 +79,7 @@ fn a_policy_that_fails_in_a_batch_fails_alone() {
     let batched = outcomes(&load_manifests(&manifests).unwrap(), &request);
     assert_eq!(batched.len(), 2, "{batched:?}");
     assert!(
-        matches!(&batched[0].1, Outcome::Failed(cause) if cause.contains("request.object is missing")),
+        matches!(&batched[0].1, Outcome::Failed(cause) if cause.to_string().contains("request.object is missing")),
         "{batched:?}"
     );
     assert_eq!(batched, outcomes_alone(&manifests, &request));

@@ -298,7 +298,7 @@ fn review(policies: &PolicySet, metrics: &Metrics, body: &[u8], endpoint: Endpoi
     for trace in &traced.traces {
         metrics.policy_evaluation(&trace.policy, trace.elapsed);
         if let Outcome::Failed(cause) = &trace.outcome {
-            metrics.policy_failure(&trace.policy, classify(cause));
+            metrics.policy_failure(&trace.policy, cause.label());
         }
     }
     let decision = match (traced.response.allowed, &traced.response.patch) {
@@ -311,22 +311,6 @@ fn review(policies: &PolicySet, metrics: &Metrics, body: &[u8], endpoint: Endpoi
     Ok(Judged { body, decision, denied_by, facts: traced.request, took })
 }
 
-/// A label for a failure cause of `engine/src/policy.rs` and `sandbox.rs`.
-fn classify(cause: &str) -> &'static str {
-    const CAUSES: [(&str, &str); 9] = [
-        ("module timed out", "timeout"),
-        ("module exceeded the memory limit", "memory_limit"),
-        ("module trapped", "trap"),
-        ("module could not be instantiated", "instantiate"),
-        ("module could not decide", "guest_error"),
-        ("module returned a patch", "bad_patch"),
-        ("module returned", "bad_output"),
-        ("matchCondition", "cel"),
-        ("validation", "cel"),
-    ];
-    CAUSES.iter().find(|(prefix, _)| cause.starts_with(prefix)).map(|(_, label)| *label).unwrap_or("other")
-}
-
 /// The API server appends `?timeout=10s` to webhook calls: answering after
 /// it is pointless. Go duration syntax, the units it uses.
 fn apiserver_timeout(query: Option<&str>) -> Option<Duration> {
@@ -337,15 +321,6 @@ fn apiserver_timeout(query: Option<&str>) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn causes_are_classified() {
-        assert_eq!(classify("module trapped: unreachable"), "trap");
-        assert_eq!(classify("module returned output that is not decision JSON"), "bad_output");
-        assert_eq!(classify("module returned a patch that does not apply"), "bad_patch");
-        assert_eq!(classify("module could not decide: no pod"), "guest_error");
-        assert_eq!(classify("something new"), "other");
-    }
 
     #[test]
     fn the_apiserver_timeout_is_read_from_the_query() {
