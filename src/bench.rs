@@ -57,7 +57,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     }
     let review = read_review(&args.request)?;
     let started = Instant::now();
-    let sandbox = Sandbox::new(SandboxConfig::default()).map_err(anyhow::Error::msg)?;
+    let sandbox = Sandbox::new(SandboxConfig::default())?;
     let policies = PolicySet::load(&sandbox, &args.policies)?;
     let startup = started.elapsed();
     policies.review_bytes(&review).with_context(|| format!("request {}", args.request.display()))?;

@@ -48,7 +48,7 @@ impl From<EvalMode> for Mode {
 /// Loads the policies, judges each request, prints each response.
 /// Exit 0 whenever decisions were made, allowed or not.
 pub fn run(args: &EvalArgs) -> Result<ExitCode> {
-    let sandbox = Sandbox::new(SandboxConfig::default()).map_err(anyhow::Error::msg)?;
+    let sandbox = Sandbox::new(SandboxConfig::default())?;
     let policies = PolicySet::load(&sandbox, &args.policies)?;
     for path in &args.requests {
         let review = read_review(path)?;

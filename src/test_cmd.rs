@@ -64,7 +64,7 @@ pub const SUITE_SUFFIX: &str = ".egate-test.yaml";
 /// Runs `egate test`.
 pub fn run(args: &TestArgs) -> Result<ExitCode> {
     let files = find_suites(&args.paths)?;
-    let sandbox = Sandbox::new(SandboxConfig::default()).map_err(anyhow::Error::msg)?;
+    let sandbox = Sandbox::new(SandboxConfig::default())?;
     let mut reports = Vec::new();
     let mut invalid = Vec::new();
     for file in &files {

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
+use crate::sandbox::ModuleError;
+
 /// Compiled modules on disk, for one engine configuration.
 pub struct ModuleCache {
     dir: PathBuf,
@@ -46,12 +48,12 @@ impl ModuleCache {
 
     /// The module from the cache when a sound entry exists, else compiled
     /// and stored (a failure to store is not an error: the cache is optional).
-    pub fn get_or_compile(&self, wasm: &[u8]) -> Result<Module, String> {
+    pub fn get_or_compile(&self, wasm: &[u8]) -> Result<Module, ModuleError> {
         let path = self.entry_path(wasm);
         if let Some(module) = self.read(&path) {
             return Ok(module);
         }
-        let module = Module::new(&self.engine, wasm).map_err(|e| format!("it is not a valid wasm module: {e:#}"))?;
+        let module = Module::new(&self.engine, wasm).map_err(|e| ModuleError::Invalid(format!("{e:#}")))?;
         if let Ok(artifact) = module.serialize() {
             self.write(&path, &artifact);
         }

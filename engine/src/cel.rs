@@ -32,6 +32,18 @@ pub const VARIABLES: [&str; 4] = ["object", "oldObject", "request", "params"];
 const BUILTIN_NAMES: [&str; 11] =
     ["int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "optional"];
 
+/// Why an expression does not compile; each part says where, as
+/// `at LINE:COLUMN:` (column from 0, as the CEL parser counts).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// The parser's errors.
+    #[error("{}", .0.iter().map(|(line, column, message)| format!("at {line}:{column}: {message}")).collect::<Vec<_>>().join("; "))]
+    Syntax(Vec<(usize, usize, String)>),
+    /// A variable the rules cannot read.
+    #[error("at {line}:{column}: unknown variable `{name}`: rules may read {}", VARIABLES.join(", "))]
+    UnknownVariable { name: String, line: usize, column: usize },
+}
+
 /// One compiled CEL expression.
 #[derive(Debug)]
 pub struct CelExpression {
@@ -42,21 +54,15 @@ pub struct CelExpression {
 
 impl CelExpression {
     /// Parses `source`; the error gives the position and what is wrong.
-    pub fn compile(source: &str) -> Result<Self, String> {
+    pub fn compile(source: &str) -> Result<Self, CompileError> {
         let expression = Parser::new().enable_optional_syntax(true).parse(source).map_err(|errors| {
-            errors
-                .errors
-                .iter()
-                .map(|e| format!("at {}:{}: {}", e.pos.0, e.pos.1, e.msg))
-                .collect::<Vec<_>>()
-                .join("; ")
+            CompileError::Syntax(
+                errors.errors.iter().map(|e| (e.pos.0 as usize, e.pos.1 as usize, e.msg.clone())).collect(),
+            )
         })?;
-        if let Some(unknown) = unknown_variable(&expression.expr, &mut Vec::new()) {
-            return Err(format!(
-                "{} unknown variable `{unknown}`: rules may read {}",
-                position_of(source, &unknown),
-                VARIABLES.join(", ")
-            ));
+        if let Some(name) = unknown_variable(&expression.expr, &mut Vec::new()) {
+            let (line, column) = position_of(source, &name);
+            return Err(CompileError::UnknownVariable { name, line, column });
         }
         let mut reads = Reads::default();
         reads.record(&expression.expr);
@@ -297,9 +303,9 @@ fn entry_unknown(entry: &EntryExpr, bound: &mut Vec<String>) -> Option<String> {
     }
 }
 
-/// `at LINE:COLUMN:` of the first use of `name` as an identifier (the
-/// parser keeps no positions for identifiers).
-fn position_of(source: &str, name: &str) -> String {
+/// Line (from 1) and column (from 0) of the first use of `name` as an
+/// identifier (the parser keeps no positions for identifiers).
+fn position_of(source: &str, name: &str) -> (usize, usize) {
     for (line_no, line) in source.lines().enumerate() {
         let mut from = 0;
         while let Some(found) = line[from..].find(name) {
@@ -309,12 +315,12 @@ fn position_of(source: &str, name: &str) -> String {
             let after = line[end..].chars().next();
             let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
             if !is_word(before) && !after.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-                return format!("at {}:{}:", line_no + 1, line[..start].chars().count());
+                return (line_no + 1, line[..start].chars().count());
             }
             from = end;
         }
     }
-    "at 1:0:".into()
+    (1, 0)
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -560,7 +566,7 @@ mod tests {
 
     fn eval(source: &str) -> Result<bool, String> {
         let params = params_value(&serde_json::json!({"max": 3, "registries": ["docker.io", "ghcr.io"]}));
-        let expression = CelExpression::compile(source)?;
+        let expression = CelExpression::compile(source).map_err(|e| e.to_string())?;
         let request = CelRequest::new(REQUEST, expression.reads());
         expression.evaluate_bool(&Bindings { request: &request, params: &params })
     }
@@ -627,9 +633,14 @@ mod tests {
     #[test]
     fn syntax_errors_and_unknown_variables_have_positions() {
         let err = CelExpression::compile("object.spec.containers.size( > 1").unwrap_err();
-        assert!(err.starts_with("at 1:"), "{err}");
+        assert!(matches!(&err, CompileError::Syntax(parts) if parts[0].0 == 1), "{err}");
+        assert!(err.to_string().starts_with("at 1:"), "{err}");
         let err = CelExpression::compile("object.spec.x == 1 &&\n  pod.spec.hostNetwork").unwrap_err();
-        assert_eq!(err, "at 2:2: unknown variable `pod`: rules may read object, oldObject, request, params");
+        assert_eq!(err, CompileError::UnknownVariable { name: "pod".into(), line: 2, column: 2 });
+        assert_eq!(
+            err.to_string(),
+            "at 2:2: unknown variable `pod`: rules may read object, oldObject, request, params"
+        );
         // Comprehension variables are in scope only inside their macro.
         assert!(CelExpression::compile("object.spec.containers.all(c, c.name != '')").is_ok());
         assert!(CelExpression::compile("object.spec.containers.all(c, true) && c.name == ''").is_err());

@@ -19,8 +19,8 @@ pub enum LoadError {
     Module { policy: String, path: PathBuf, message: String },
 
     /// A module is not a valid egate guest (bad wasm, wrong ABI, imports).
-    #[error("policy {policy:?} ({path}): module {module} is refused: {message}")]
-    Abi { policy: String, path: PathBuf, module: String, message: String },
+    #[error("policy {policy:?} ({path}): module {module} is refused: {error}")]
+    Abi { policy: String, path: PathBuf, module: String, error: Box<crate::sandbox::ModuleError> },
 
     /// A module's digest differs from the one the manifest pins.
     #[error(

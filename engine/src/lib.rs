@@ -46,5 +46,5 @@ pub use decision::FailureCause;
 pub use error::{LoadError, ReviewError};
 pub use policy::{Mode, Outcome, Policy, PolicySet, PolicyTrace, RequestSummary, TracedReview};
 pub use review::AdmissionResponse;
-pub use sandbox::{GuestError, GuestModule, Sandbox, SandboxConfig};
+pub use sandbox::{GuestError, GuestModule, ModuleError, Sandbox, SandboxConfig, SandboxError};
 pub use wasi::{GRANTED as GRANTED_WASI_IMPORTS, grants as wasi_grants};

@@ -553,7 +553,7 @@ fn load_policy(
         .map(|c| {
             CelExpression::compile(&c.expression)
                 .map(|e| (c.name.clone(), e))
-                .map_err(|m| cel_error(format!("matchConditions {:?}", c.name), m))
+                .map_err(|e| cel_error(format!("matchConditions {:?}", c.name), e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let validations = spec
@@ -591,9 +591,9 @@ fn check_settings(module: &GuestModule, settings: &[u8], timeout_ms: u64) -> Res
 
 /// Compiles a validation; the error names the field at fault.
 fn compile_validation(validation: &Validation) -> Result<CelValidation, (&'static str, String)> {
-    let rule = CelExpression::compile(&validation.expression).map_err(|m| ("expression", m))?;
+    let rule = CelExpression::compile(&validation.expression).map_err(|e| ("expression", e.to_string()))?;
     let message_expression = match &validation.message_expression {
-        Some(source) => Some(CelExpression::compile(source).map_err(|m| ("messageExpression", m))?),
+        Some(source) => Some(CelExpression::compile(source).map_err(|e| ("messageExpression", e.to_string()))?),
         None => None,
     };
     Ok(CelValidation { rule, message: validation.message.clone(), message_expression })
@@ -611,11 +611,11 @@ fn bundled_library(
     if let Some(module) = library {
         return Ok(module.clone());
     }
-    let module = sandbox.load(bytes).map_err(|message| LoadError::Abi {
+    let module = sandbox.load(bytes).map_err(|error| LoadError::Abi {
         policy: policy.into(),
         path: path.to_path_buf(),
         module: "the built-in library".into(),
-        message,
+        error: Box::new(error),
     })?;
     *library = Some(module.clone());
     Ok(module)
@@ -644,11 +644,11 @@ fn compile(sandbox: &Sandbox, path: &Path, policy: &str, source: &ModuleSource) 
         }
     };
     let digest = format!("sha256:{}", crate::cache::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
-    let module = sandbox.load(&bytes).map_err(|message| LoadError::Abi {
+    let module = sandbox.load(&bytes).map_err(|error| LoadError::Abi {
         policy: policy.into(),
         path: path.to_path_buf(),
         module: label.clone(),
-        message,
+        error: Box::new(error),
     })?;
     Ok(LoadedModule { module, label, digest })
 }

@@ -78,6 +78,46 @@ pub(crate) struct GuestState {
     pub(crate) console: Vec<u8>,
 }
 
+/// The wasm engine could not start (a host problem, not a policy's).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the wasm sandbox: {0}")]
+pub struct SandboxError(String);
+
+/// Why a module is refused at load. The text completes "module M is
+/// refused: ...".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModuleError {
+    /// Not wasm, or not something this engine can compile (including a
+    /// memory larger than the cap).
+    #[error("it is not a valid wasm module: {0}")]
+    Invalid(String),
+    /// No exported memory.
+    #[error("it does not export its `memory`")]
+    NoMemory,
+    /// No `egate_abi_v1` marker.
+    #[error(
+        "it does not export `egate_abi_v1`: it was not built with egate's guest SDK (ABI v1); \
+         build it with the egate-guest crate and `egate_guest::policy!`"
+    )]
+    NotAbiV1,
+    /// A function ABI v1 requires is missing.
+    #[error("it does not export the function `{0}` that ABI v1 requires")]
+    MissingExport(&'static str),
+    /// A function ABI v1 requires has another type.
+    #[error("its export `{name}` has type {found}, but ABI v1 requires {required}")]
+    WrongExportType { name: &'static str, found: String, required: String },
+    /// An import egate does not grant.
+    #[error(
+        "it imports `{module}::{name}`, which egate does not provide: a policy may import only the WASI functions \
+         Rust's std needs ({}), and gets no files, sockets, environment or arguments",
+        wasi::GRANTED.join(", ")
+    )]
+    ForbiddenImport { module: String, name: String },
+    /// The imports are granted but do not link (wrong types).
+    #[error("its imports do not link: {0}")]
+    Link(String),
+}
+
 /// How a guest failed. Each becomes a failure of its policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuestError {
@@ -111,7 +151,7 @@ pub struct GuestModule {
 impl Sandbox {
     /// Builds the engine: Cranelift, epoch interruption, the pooling
     /// allocator (copy-on-write memory images), and the deny-all WASI shim.
-    pub fn new(config: SandboxConfig) -> Result<Self, String> {
+    pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
         let keep_resident = keep_resident();
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(config.max_concurrent_instances)
@@ -126,10 +166,10 @@ impl Sandbox {
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .memory_init_cow(true);
-        let engine = Engine::new(&wasm_config).map_err(|e| e.to_string())?;
+        let engine = Engine::new(&wasm_config).map_err(|e| SandboxError(format!("{e:#}")))?;
         start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
-        wasi::define_shim(&mut linker).map_err(|e| e.to_string())?;
+        wasi::define_shim(&mut linker).map_err(|e| SandboxError(format!("{e:#}")))?;
         let cache = config.cache_dir.clone().map(|dir| ModuleCache::new(dir, &engine));
         Ok(Self { inner: Arc::new(SandboxInner { engine, linker, config, cache }) })
     }
@@ -142,14 +182,14 @@ impl Sandbox {
     /// Compiles a module (or loads it from the cache) and checks it speaks
     /// ABI v1 and imports nothing beyond the WASI shim. The error says what
     /// is missing or refused.
-    pub fn load(&self, wasm: &[u8]) -> Result<GuestModule, String> {
+    pub fn load(&self, wasm: &[u8]) -> Result<GuestModule, ModuleError> {
         let engine = &self.inner.engine;
         let module = match &self.inner.cache {
             Some(cache) => cache.get_or_compile(wasm)?,
-            None => Module::new(engine, wasm).map_err(|e| format!("it is not a valid wasm module: {e:#}"))?,
+            None => Module::new(engine, wasm).map_err(|e| ModuleError::Invalid(format!("{e:#}")))?,
         };
         check_abi(&module)?;
-        let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| format!("its imports do not link: {e:#}"))?;
+        let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| ModuleError::Link(format!("{e:#}")))?;
         Ok(GuestModule { pre, sandbox: self.clone() })
     }
 }
@@ -177,39 +217,30 @@ const REQUIRED_EXPORTS: [(&str, &[ValType], &[ValType]); 4] = [
     ("egate_evaluate", &[ValType::I32, ValType::I32, ValType::I32, ValType::I32], &[ValType::I64]),
 ];
 
-fn check_abi(module: &Module) -> Result<(), String> {
+fn check_abi(module: &Module) -> Result<(), ModuleError> {
     if !matches!(module.get_export("memory"), Some(ExternType::Memory(_))) {
-        return Err("it does not export its `memory`".into());
+        return Err(ModuleError::NoMemory);
     }
     if module.get_export("egate_abi_v1").is_none() {
-        return Err("it does not export `egate_abi_v1`: it was not built with egate's guest SDK (ABI v1); \
-                    build it with the egate-guest crate and `egate_guest::policy!`"
-            .into());
+        return Err(ModuleError::NotAbiV1);
     }
+    let list = |types: &[ValType]| types.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     for (name, params, results) in REQUIRED_EXPORTS {
         let Some(ExternType::Func(func)) = module.get_export(name) else {
-            return Err(format!("it does not export the function `{name}` that ABI v1 requires"));
+            return Err(ModuleError::MissingExport(name));
         };
         let same =
             |a: &[ValType], b: Vec<ValType>| a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| ValType::eq(x, y));
         if !same(params, func.params().collect()) || !same(results, func.results().collect()) {
-            return Err(format!(
-                "its export `{name}` has type {func}, but ABI v1 requires ({}) -> ({})",
-                params.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-                results.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-            ));
+            return Err(ModuleError::WrongExportType {
+                name,
+                found: func.to_string(),
+                required: format!("({}) -> ({})", list(params), list(results)),
+            });
         }
     }
-    for import in module.imports() {
-        if !wasi::grants(import.module(), import.name()) {
-            return Err(format!(
-                "it imports `{}::{}`, which egate does not provide: a policy may import only the WASI functions \
-                 Rust's std needs ({}), and gets no files, sockets, environment or arguments",
-                import.module(),
-                import.name(),
-                wasi::GRANTED.join(", ")
-            ));
-        }
+    if let Some(import) = module.imports().find(|i| !wasi::grants(i.module(), i.name())) {
+        return Err(ModuleError::ForbiddenImport { module: import.module().into(), name: import.name().into() });
     }
     Ok(())
 }

@@ -147,7 +147,7 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
     let instances = u32::try_from(workers).unwrap_or(u32::MAX).saturating_add(64);
     let config = SandboxConfig::default();
     let config = SandboxConfig { max_concurrent_instances: config.max_concurrent_instances.max(instances), ..config };
-    let sandbox = Sandbox::new(config).map_err(anyhow::Error::msg)?;
+    let sandbox = Sandbox::new(config)?;
     let policies = Policies::new(source.clone(), sandbox, metrics.clone());
 
     let tls = match (&args.tls_cert, &args.tls_key) {
