@@ -392,7 +392,10 @@ mod tests {
         assert_eq!(pull_policy("busybox:latest"), "Always");
         assert_eq!(pull_policy("localhost:5000/busybox"), "Always");
         assert_eq!(pull_policy("localhost:5000/busybox:1"), "IfNotPresent");
-        assert_eq!(pull_policy("busybox@sha256:abcd"), "IfNotPresent");
+        assert_eq!(
+            pull_policy("busybox@sha256:0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd"),
+            "IfNotPresent"
+        );
     }
 
     #[test]

@@ -62,7 +62,7 @@ fn images_judges_the_normalised_reference() {
 
     let digests = load("images", json!({"requireDigest": true})).unwrap();
     assert!(!judge(&digests, json!({"name": "dbg", "image": "busybox:1.36"})).allowed);
-    assert!(judge(&digests, json!({"name": "dbg", "image": "busybox:1.36@sha256:0123abcd"})).allowed);
+    assert!(judge(&digests, json!({"name": "dbg", "image": "busybox:1.36@sha256:0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd"})).allowed);
 }
 
 #[test]

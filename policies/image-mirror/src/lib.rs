@@ -191,8 +191,14 @@ mod tests {
     #[test]
     fn tags_and_digests_are_kept() {
         let s = hub();
-        assert_eq!(mirrored("busybox@sha256:abcd", &s), "mirror.example.com/hub/library/busybox@sha256:abcd");
-        assert_eq!(mirrored("busybox:1.36@sha256:abcd", &s), "mirror.example.com/hub/library/busybox:1.36@sha256:abcd");
+        assert_eq!(
+            mirrored("busybox@sha256:0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd", &s),
+            "mirror.example.com/hub/library/busybox@sha256:0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd"
+        );
+        assert_eq!(
+            mirrored("busybox:1.36@sha256:0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd", &s),
+            "mirror.example.com/hub/library/busybox:1.36@sha256:0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd"
+        );
     }
 
     #[test]

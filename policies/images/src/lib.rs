@@ -102,7 +102,13 @@ mod tests {
         assert!(d.message.contains(r#""docker.io/library/busybox:latest""#), "{}", d.message);
         assert!(!judge("busybox:latest", &ImageSettings::default()).allowed);
         assert!(judge("busybox:1.36", &ImageSettings::default()).allowed);
-        assert!(judge("busybox@sha256:abcd", &ImageSettings::default()).allowed);
+        assert!(
+            judge(
+                "busybox@sha256:0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd",
+                &ImageSettings::default()
+            )
+            .allowed
+        );
     }
 
     #[test]
@@ -119,7 +125,14 @@ mod tests {
     fn require_digest() {
         let s = ImageSettings { require_digest: true, ..Default::default() };
         assert!(!judge("busybox:1.36", &s).allowed);
-        assert!(judge("busybox:1.36@sha256:abcd", &s).allowed);
+        // Something after `@` is not yet a digest: these were let through once.
+        for fake in ["busybox@sha256:abcd", "busybox:1.36@sha256:zz"] {
+            let d = judge(fake, &s);
+            assert!(!d.allowed && d.message.contains("a sha256 digest has 64 hex digits"), "{fake}: {}", d.message);
+        }
+        assert!(
+            judge("busybox:1.36@sha256:0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd0123abcd", &s).allowed
+        );
     }
 
     #[test]
