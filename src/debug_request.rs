@@ -109,8 +109,8 @@ impl Default for Requester {
 /// Reads a Pod from a JSON or YAML file.
 pub fn read_pod(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read pod file {}", path.display()))?;
-    let pod: Value =
-        serde_yaml::from_str(&text).with_context(|| format!("pod file {} is neither JSON nor YAML", path.display()))?;
+    let pod: Value = egate_engine::yaml::from_str(&text)
+        .with_context(|| format!("pod file {} is neither JSON nor YAML", path.display()))?;
     check_pod(&pod).with_context(|| format!("pod file {}", path.display()))?;
     Ok(pod)
 }

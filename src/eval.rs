@@ -69,7 +69,7 @@ pub fn read_review(path: &Path) -> Result<Vec<u8>> {
     if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
         return Ok(bytes);
     }
-    let value: serde_json::Value = serde_yaml::from_slice(&bytes)
+    let value: serde_json::Value = egate_engine::yaml::from_slice(&bytes)
         .with_context(|| format!("request file {} is neither JSON nor YAML of an AdmissionReview", path.display()))?;
     Ok(serde_json::to_vec(&value)?)
 }

@@ -94,7 +94,7 @@ fn request(args: &RequestArgs) -> Result<ExitCode> {
     let review = admission_review(&pod, &debug, &user)?;
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&review)?),
-        Output::Yaml => print!("{}", serde_yaml::to_string(&review)?),
+        Output::Yaml => print!("{}", egate_engine::yaml::to_string(&review)?),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -102,6 +102,6 @@ fn request(args: &RequestArgs) -> Result<ExitCode> {
 fn read_custom(path: &std::path::Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read custom container spec {}", path.display()))?;
-    serde_yaml::from_str(&text)
+    egate_engine::yaml::from_str(&text)
         .with_context(|| format!("custom container spec {} is neither JSON nor YAML", path.display()))
 }

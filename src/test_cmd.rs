@@ -444,7 +444,7 @@ impl LoadFile for ObjectFile {
     const WHAT: &'static str = "the expected object after the patch (YAML or JSON)";
     fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let value: Value = serde_yaml::from_str(&text)
+        let value: Value = egate_engine::yaml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{} is neither JSON nor YAML: {e}", path.display()))?;
         Ok(Self(value))
     }
@@ -469,28 +469,15 @@ fn load_suite(sandbox: &Sandbox, file: &Path) -> Result<Suite, SuiteError> {
     let text = std::fs::read_to_string(file).map_err(|e| error(None, None, format!("cannot read it: {e}")))?;
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     SUITE_DIR.with(|d| *d.borrow_mut() = Some(dir));
-    let parsed: Result<SuiteFile, _> = serde_yaml::from_str(&text);
+    let parsed: Result<SuiteFile, _> = egate_engine::yaml::from_str(&text);
     SUITE_DIR.with(|d| *d.borrow_mut() = None);
-    let parsed = parsed.map_err(|e| {
-        let location = e.location();
-        error(location.as_ref().map(|l| l.line()), location.as_ref().map(|l| l.column()), yaml_message(&e))
-    })?;
+    let parsed = parsed.map_err(|e| error(e.at.map(|(l, _)| l), e.at.map(|(_, c)| c), e.message))?;
     let manifests: Vec<PathBuf> = parsed.policies.0.iter().map(|p| p.loaded.0.clone()).collect();
     let policies = PolicySet::load(sandbox, &manifests).map_err(|e| {
         let line = text.lines().position(|l| l.starts_with("policies:")).map(|i| i + 1);
         error(line, None, format!("policies: {e}"))
     })?;
     Ok(Suite { file: file.to_path_buf(), name: parsed.name, policies, cases: parsed.cases.0 })
-}
-
-/// serde_yaml's message without the " at line L column C" it appends
-/// (the location is reported as file:line:column).
-fn yaml_message(error: &serde_yaml::Error) -> String {
-    let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(at) if error.location().is_some() => text[..at].to_string(),
-        _ => text,
-    }
 }
 
 // ---------------------------------------------------------------------------

@@ -120,7 +120,7 @@ fn a_yaml_request_is_read_too() {
     let json: Value =
         serde_json::from_slice(&std::fs::read(repo("examples/requests/debug-privileged.json")).unwrap()).unwrap();
     let yaml = dir.path().join("request.yaml");
-    std::fs::write(&yaml, serde_yaml::to_string(&json).unwrap()).unwrap();
+    std::fs::write(&yaml, egate_engine::yaml::to_string(&json).unwrap()).unwrap();
     let out = egate(&["eval", "--policy", POLICIES, "--request", yaml.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let review: Value = serde_json::from_slice(&out.stdout).unwrap();

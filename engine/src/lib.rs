@@ -28,6 +28,17 @@
 //! module cache makes that fast) and swap it in, for instance through an
 //! `arc_swap::ArcSwap<PolicySet>`; requests holding the old set finish on
 //! it. `examples/minimal_webhook.rs` embeds the engine in a few dozen lines.
+//!
+//! YAML is read and written with `serde-saphyr` (pure Rust), through
+//! [`yaml`], in place of the deprecated `serde_yaml`. It does all egate
+//! needs: a `---` stream read one document at a time straight into a typed
+//! struct (empty documents skipped), errors with a line and column,
+//! serialization (`egate scaffold request -o yaml`), and untyped
+//! `serde_json::Value`s; so the maintained fork `serde_norway` was not
+//! needed. It is a YAML 1.2 parser like `serde_yaml` 0.9, and [`yaml`]
+//! turns off its YAML 1.1 leniencies (`yes`/`on` as booleans) so manifests
+//! load as before; its errors lack the field path, which [`yaml`] adds back
+//! with `serde_path_to_error`.
 
 pub mod builtin;
 mod cache;
@@ -40,6 +51,7 @@ mod policy;
 pub mod review;
 mod sandbox;
 mod wasi;
+pub mod yaml;
 
 pub use cache::{ModuleCache, hex};
 pub use decision::FailureCause;

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::LoadError;
+use crate::yaml::YamlError;
 
 /// The API version manifests declare.
 pub const API_VERSION: &str = "egate.dev/v1";
@@ -343,9 +344,8 @@ impl ManifestError {
     }
 
     /// A YAML error of document `index` (from 0), with its location.
-    fn yaml(index: usize, error: &serde_yaml::Error) -> Self {
-        let at = error.location().map(|l| (l.line(), l.column()));
-        Self { message: format!("document {}: {}", index + 1, yaml_message(error)), at }
+    fn yaml(index: usize, error: YamlError) -> Self {
+        Self { message: format!("document {}: {}", index + 1, error.message), at: error.at }
     }
 
     /// The [`LoadError`] of this error in the file (or origin) `path`.
@@ -363,29 +363,14 @@ impl std::fmt::Display for ManifestError {
     }
 }
 
-/// serde_yaml's message without the " at line L column C" it appends: the
-/// location is carried apart.
-fn yaml_message(error: &serde_yaml::Error) -> String {
-    let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(cut) if error.location().is_some() => text[..cut].to_string(),
-        _ => text,
-    }
-}
-
 /// Parses manifest text; the error says which document and field is wrong,
 /// and where.
 pub fn parse_manifests(text: &str) -> Result<Vec<Manifest>, ManifestError> {
-    let mut manifests = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        // Straight into the manifest type, so errors keep their location;
-        // an empty document (e.g. a trailing `---`) is None.
-        let Some(manifest) = Option::<Manifest>::deserialize(document).map_err(|e| ManifestError::yaml(index, &e))?
-        else {
-            continue;
-        };
+    // Straight into the manifest type, so errors keep their location;
+    // empty documents (e.g. a trailing `---`) are skipped.
+    let manifests: Vec<Manifest> = crate::yaml::documents(text).map_err(|(index, e)| ManifestError::yaml(index, e))?;
+    for (index, manifest) in manifests.iter().enumerate() {
         manifest.check().map_err(|e| ManifestError::new(format!("document {}: {e}", index + 1)))?;
-        manifests.push(manifest);
     }
     if manifests.is_empty() {
         return Err(ManifestError::new("it holds no policy: write at least one ClusterPolicy document".into()));

@@ -130,7 +130,7 @@ mod tests {
     }
 
     fn from_yaml(text: &str) -> ResourceFilter {
-        serde_yaml::from_str(text).unwrap()
+        crate::yaml::from_str(text).unwrap()
     }
 
     fn debug_by(user: &str, groups: &[&str], labels: serde_json::Value) -> Vec<u8> {

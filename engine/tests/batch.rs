@@ -31,7 +31,7 @@ fn outcomes_alone(manifests: &[Value], request: &[u8]) -> Vec<(String, Outcome)>
 
 fn default_manifests() -> Vec<Value> {
     let text = std::fs::read_to_string(repo("policies/default.yaml")).unwrap();
-    serde_yaml::Deserializer::from_str(&text).map(|doc| serde::Deserialize::deserialize(doc).unwrap()).collect()
+    egate_engine::yaml::documents(&text).unwrap()
 }
 
 #[test]

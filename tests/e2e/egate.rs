@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
 use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::cluster::{BOUND, Namespace, cluster, poll, repo};
@@ -120,8 +119,7 @@ impl Egate {
         let bundle = base64::engine::general_purpose::STANDARD.encode(ca_bundle);
         let text = std::fs::read_to_string(repo("deploy/webhooks.yaml")).unwrap();
         let mut configs = Vec::new();
-        for document in serde_yaml::Deserializer::from_str(&text) {
-            let mut config = Value::deserialize(document).unwrap();
+        for mut config in egate_engine::yaml::documents::<Value>(&text).unwrap() {
             for webhook in config["webhooks"].as_array_mut().unwrap() {
                 let path = webhook["clientConfig"]["service"]["path"].as_str().unwrap().to_string();
                 webhook["clientConfig"] =

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::cluster::{Namespace, cluster, distroless_pod, poll, repo};
@@ -25,8 +24,7 @@ fn restricted_pod(name: &str, ns: &str) -> Value {
 fn apply_deploy(files: &[&str]) {
     for file in files {
         let text = std::fs::read_to_string(repo(&format!("deploy/{file}"))).unwrap();
-        let objects: Vec<Value> =
-            serde_yaml::Deserializer::from_str(&text).map(|doc| Value::deserialize(doc).unwrap()).collect();
+        let objects: Vec<Value> = egate_engine::yaml::documents(&text).unwrap();
         cluster().apply(&Value::Array(objects));
     }
 }

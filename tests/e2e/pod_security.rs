@@ -122,7 +122,7 @@ fn fixtures(level: &str) -> Option<(String, Vec<Fixture>)> {
 /// (upstream's use `_`, which the API server refuses before admission).
 fn read_pod(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap();
-    let mut pod: Value = serde_yaml::from_str(&text).unwrap();
+    let mut pod: Value = egate_engine::yaml::from_str(&text).unwrap();
     let name = pod["metadata"]["name"].as_str().unwrap().replace('_', "-");
     pod["metadata"]["name"] = json!(name);
     pod
