@@ -52,8 +52,7 @@ fn default_set_answer(profile: &str) -> Result<(), &'static [&'static str]> {
 #[ignore = "needs a control plane: make e2e"]
 fn profiles_meet_the_default_set() {
     let ns = Namespace::new("e2e-profiles", &[]);
-    let egate = Egate::start(&default_set());
-    egate.register(&ns);
+    let _egate = Egate::serving(&default_set(), &ns);
     let mut table = String::from("| kubectl | user | profile | --target | answer |\n|---|---|---|---|---|\n");
     let mut seq = 0;
     for (kubectl, bin) in kubectls() {
@@ -111,8 +110,7 @@ fn refusal(run: &Run) -> String {
 #[ignore = "needs a control plane: make e2e"]
 fn a_denial_says_policy_container_field_and_remedy() {
     let ns = Namespace::new("e2e-denial", &[]);
-    let egate = Egate::start(&default_set());
-    egate.register(&ns);
+    let _egate = Egate::serving(&default_set(), &ns);
     ns.create_pod(&distroless_pod("web"));
     let run = ns.debug("alice", "web", "dbg", &["--profile=sysadmin"]);
     assert!(!run.ok);
@@ -175,8 +173,7 @@ spec:
 #[ignore = "needs a control plane: make e2e"]
 fn custom_files_are_judged() {
     let ns = Namespace::new("e2e-custom", &[]);
-    let egate = Egate::start(&default_set());
-    egate.register(&ns);
+    let _egate = Egate::serving(&default_set(), &ns);
     let dir = tempfile::tempdir().unwrap();
     let custom = |name: &str, spec: Value| {
         let path = dir.path().join(name);
@@ -238,8 +235,7 @@ spec:
 #[ignore = "needs a control plane: make e2e"]
 fn the_stored_pod_is_hardened_and_mirrored_twice() {
     let ns = Namespace::new("e2e-mutation", &[]);
-    let egate = Egate::start(&mirrored_set());
-    egate.register(&ns);
+    let _egate = Egate::serving(&mirrored_set(), &ns);
     ns.create_pod(&distroless_pod("web"));
     let kubectl = cluster().kubectl_bin();
 
@@ -277,8 +273,7 @@ fn the_stored_pod_is_hardened_and_mirrored_twice() {
 #[ignore = "needs a control plane: make e2e"]
 fn audit_annotations_reach_the_audit_log() {
     let ns = Namespace::new("e2e-audit", &[]);
-    let egate = Egate::start(&default_set());
-    egate.register(&ns);
+    let _egate = Egate::serving(&default_set(), &ns);
     ns.create_pod(&distroless_pod("web"));
     let run = ns.debug("alice", "web", "dbg", &["--profile=baseline", "--target=app"]);
     assert!(run.ok, "{run:?}");

@@ -37,6 +37,14 @@ impl Egate {
         egate
     }
 
+    /// Starts it with `policies` and registers it, waiting until the API
+    /// server calls it for `ns`: the opening of most scenarios.
+    pub fn serving(policies: &str, ns: &Namespace) -> Self {
+        let egate = Self::start(policies);
+        egate.register(ns);
+        egate
+    }
+
     fn spawn(&mut self, addr: &str) {
         let dir = self.dir.path();
         let mut command = Command::new(env!("CARGO_BIN_EXE_egate"));

@@ -52,8 +52,7 @@ fn with_egate_down_debug_is_refused_but_egate_system_is_not() {
     cluster().apply(&json!([{"apiVersion": "v1", "kind": "ServiceAccount",
                              "metadata": {"name": "default", "namespace": "egate-system"}}]));
     let ns = Namespace::new("e2e-down", &[]);
-    let mut egate = Egate::start(&default_set());
-    egate.register(&ns);
+    let mut egate = Egate::serving(&default_set(), &ns);
     ns.create_pod(&distroless_pod("web"));
     egate.kill();
 
@@ -138,8 +137,7 @@ fn new_ca_and_cert(dir: &Path) {
 #[ignore = "needs a control plane: make e2e"]
 fn rotation_and_reload_under_kubectl_debug_lose_nothing() {
     let ns = Arc::new(Namespace::new("e2e-rotation", &[]));
-    let egate = Egate::start(&default_set());
-    egate.register(&ns);
+    let egate = Egate::serving(&default_set(), &ns);
     let stop = Arc::new(AtomicBool::new(false));
     let results = Arc::new(std::sync::Mutex::new(Vec::new()));
     let looping = thread::spawn({

@@ -11,8 +11,7 @@ use crate::egate::{Egate, default_set};
 #[ignore = "needs a control plane: make e2e"]
 fn a_privileged_pod_is_refused_by_pod_security() {
     let ns = Namespace::new("e2e-pods", &[]);
-    let egate = Egate::start(&default_set());
-    egate.register(&ns);
+    let _egate = Egate::serving(&default_set(), &ns);
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root", "namespace": ns.name},
                      "spec": {"containers": [{"name": "app", "image": "nginx:1.27",
                                               "securityContext": {"privileged": true}}]}});
@@ -37,8 +36,7 @@ fn a_privileged_pod_is_refused_by_pod_security() {
 #[ignore = "needs a control plane: make e2e"]
 fn node_debugging_pods_are_judged_as_pods() {
     let ns = Namespace::new("e2e-node", &[]);
-    let egate = Egate::start(&default_set());
-    egate.register(&ns);
+    let _egate = Egate::serving(&default_set(), &ns);
     let node = format!("{}-node", ns.name);
     cluster().apply(&json!([{"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}]));
     for profile in ["general", "sysadmin", "netadmin", "baseline", "restricted"] {
@@ -74,8 +72,7 @@ fn node_debugging_pods_are_judged_as_pods() {
 #[ignore = "needs a control plane: make e2e"]
 fn copy_to_pods_are_judged_as_pods() {
     let ns = Namespace::new("e2e-copy", &[]);
-    let egate = Egate::start(&default_set());
-    egate.register(&ns);
+    let _egate = Egate::serving(&default_set(), &ns);
     ns.create_pod(&distroless_pod("web"));
     for (profile, admitted) in [("baseline", true), ("restricted", true), ("general", false), ("sysadmin", false)] {
         let copy = format!("web-copy-{profile}");

@@ -43,8 +43,7 @@ fn differences(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
 #[ignore = "needs a control plane: make e2e"]
 fn scaffold_request_matches_what_the_api_server_sends() {
     let ns = Namespace::new("e2e-record", &[]);
-    let egate = Egate::start(&default_set());
-    egate.register(&ns);
+    let egate = Egate::serving(&default_set(), &ns);
     let captures = repo("target/e2e-captures");
     std::fs::create_dir_all(&captures).unwrap();
     for profile in ["general", "baseline", "restricted", "netadmin", "sysadmin"] {
