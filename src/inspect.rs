@@ -4,11 +4,13 @@
 //! size and sha256.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::borrow::Cow;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use egate_engine::builtin;
 use clap::Args;
+use egate_abi::exports;
 
 use crate::output::Output;
 use serde::Serialize;
@@ -18,21 +20,20 @@ use wasmparser::{CompositeInnerType, Encoding, ExternalKind, FuncType, Parser, P
 /// Arguments of `egate inspect`.
 #[derive(Args)]
 pub struct InspectArgs {
-    /// The module (.wasm) to inspect.
-    module: PathBuf,
+    /// The module to inspect: a .wasm file, or `builtin:NAME` for the
+    /// module that runs for that built-in (the built-in library, when this
+    /// egate has it): the digest `spec.moduleDigest` pins.
+    module: String,
     /// `text` for people, `json` for scripts.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     output: Output,
 }
 
 /// The exports ABI v1 requires, with their types as `describe` writes them.
-const ABI_V1: [(&str, &str); 5] = [
-    ("memory", "memory"),
-    ("egate_abi_v1", "func () -> ()"),
-    ("egate_alloc", "func (i32) -> (i32)"),
-    ("egate_validate_settings", "func (i32, i32) -> (i64)"),
-    ("egate_evaluate", "func (i32, i32, i32, i32) -> (i64)"),
-];
+fn abi_v1_exports() -> impl Iterator<Item = (&'static str, String)> {
+    let functions = exports::REQUIRED.into_iter().map(|export| (export.name, export.describe()));
+    std::iter::once((exports::MEMORY, "memory".to_string())).chain(functions)
+}
 
 /// What `egate inspect` reports of a module.
 #[derive(Debug, Serialize)]
@@ -83,17 +84,28 @@ pub struct Import {
 /// wasm module it would refuse (the problems say why), 2 when the file
 /// cannot be read or is not wasm.
 pub fn run(args: &InspectArgs) -> Result<ExitCode> {
-    let bytes = std::fs::read(&args.module).with_context(|| format!("cannot read module {}", args.module.display()))?;
-    let inspection = inspect(&bytes).with_context(|| format!("module {}", args.module.display()))?;
+    let bytes = read_module(&args.module)?;
+    let inspection = inspect(&bytes).with_context(|| format!("module {}", args.module))?;
     match args.output {
         Output::Json => {
             let mut value = serde_json::to_value(&inspection)?;
-            value["path"] = args.module.display().to_string().into();
+            value["path"] = args.module.clone().into();
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
         Output::Text => print!("{}", describe(&args.module, &inspection)),
     }
     Ok(if inspection.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The bytes of a module reference: a file, or what runs for `builtin:NAME`.
+fn read_module(reference: &str) -> Result<Cow<'static, [u8]>> {
+    match reference.strip_prefix("builtin:") {
+        Some(name) => match builtin::runs(name) {
+            Some(runs) => Ok(Cow::Borrowed(runs.bytes())),
+            None => anyhow::bail!("{}", builtin::unknown(name)),
+        },
+        None => Ok(Cow::Owned(std::fs::read(reference).with_context(|| format!("cannot read module {reference}"))?)),
+    }
 }
 
 /// Reads a module's bytes. Errors only when they are not a valid core wasm module.
@@ -201,8 +213,10 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
             Item { name, kind, ty }
         })
         .collect();
-    let abi_version =
-        exports.iter().filter_map(|e| e.name.strip_prefix("egate_abi_v").and_then(|v| v.parse::<u32>().ok())).max();
+    let abi_version = exports
+        .iter()
+        .filter_map(|e| e.name.strip_prefix(exports::MARKER_PREFIX).and_then(|v| v.parse::<u32>().ok()))
+        .max();
     let problems = problems(abi_version, &exports, &imports);
     Ok(Inspection { size: bytes.len(), sha256: sha256_hex(bytes), abi_version, problems, exports, imports })
 }
@@ -222,7 +236,7 @@ fn problems(abi: Option<u32>, exports: &[Item], imports: &[Import]) -> Vec<Strin
                 .to_string(),
         ),
         Some(1) => {
-            for (name, wanted) in ABI_V1 {
+            for (name, wanted) in abi_v1_exports() {
                 match exports.iter().find(|e| e.name == name) {
                     None => problems.push(format!("it does not export `{name}` ({wanted}), which ABI v1 requires")),
                     Some(e) if e.kind == "memory" && wanted == "memory" => {}
@@ -291,9 +305,9 @@ pub fn human_size(size: usize) -> String {
     }
 }
 
-fn describe(path: &Path, inspection: &Inspection) -> String {
+fn describe(module: &str, inspection: &Inspection) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "module  {}", path.display());
+    let _ = writeln!(out, "module  {module}");
     let _ = writeln!(out, "size    {}", human_size(inspection.size));
     let _ = writeln!(out, "sha256  {}", inspection.sha256);
     let abi = match inspection.abi_version {

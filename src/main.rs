@@ -1,6 +1,6 @@
-//! `egate`: the command line and (later) the webhook over `egate-engine`.
-//! This file only parses arguments and hands each command to its module;
-//! the engine decides.
+//! `egate`: the command line and the admission webhook (`egate serve`,
+//! in `serve/`) over `egate-engine`. This file only parses arguments and
+//! hands each command to its module; the engine decides.
 
 mod bench;
 mod build_cmd;

@@ -246,3 +246,36 @@ fn captured_kubectl_debug_requests_meet_the_default_set() {
         }
     }
 }
+
+#[test]
+fn a_digest_pin_on_a_builtin_holds_on_the_library_that_runs_it() {
+    let inspected = egate(&["inspect", "-o", "json", "builtin:images"]);
+    assert!(inspected.status.success(), "{}", String::from_utf8_lossy(&inspected.stderr));
+    let library: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    let library_digest = format!("sha256:{}", library["sha256"].as_str().unwrap().trim_start_matches("sha256:"));
+    let standalone = egate(&["inspect", "-o", "json", "target/builtin/images.wasm"]);
+    let standalone: Value = serde_json::from_slice(&standalone.stdout).unwrap();
+    let standalone_digest = format!("sha256:{}", standalone["sha256"].as_str().unwrap().trim_start_matches("sha256:"));
+    assert_ne!(library_digest, standalone_digest, "builtin:images runs in the built-in library");
+
+    let dir = tempfile::tempdir().unwrap();
+    let request = repo("examples/requests/debug-allowed.json");
+    let judge = |pin: &str| {
+        let manifest = dir.path().join("pinned.yaml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "apiVersion: egate.dev/v1\nkind: ClusterPolicy\nmetadata: {{name: pinned}}\nspec:\n  \
+                 match: {{resources: [pods/ephemeralcontainers]}}\n  module: builtin:images\n  moduleDigest: \"{pin}\"\n"
+            ),
+        )
+        .unwrap();
+        egate(&["eval", "--policy", manifest.to_str().unwrap(), "--request", request.to_str().unwrap()])
+    };
+    assert!(judge(&library_digest).status.success());
+    let refused = judge(&standalone_digest);
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(message.contains(&library_digest) && message.contains(&standalone_digest), "{message}");
+    assert!(message.contains("builtin:images (in egate's built-in library)"), "{message}");
+}

@@ -1,12 +1,13 @@
-//! What one policy concluded ([`Verdict`]) and how the verdicts of every
-//! policy combine into one AdmissionResponse.
+//! What one policy concluded ([`Verdict`], read from a guest's
+//! [`Decision`] or from its CEL rules) and how the verdicts of every policy
+//! combine into one AdmissionResponse.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use egate_abi::Decision;
 use serde_json::Value;
 
-use crate::manifest::{FailureAction, FailurePolicy};
+use crate::manifest::{FailurePolicy, ViolationAction};
 use crate::review::AdmissionResponse;
 use crate::sandbox::GuestError;
 
@@ -53,58 +54,39 @@ impl FailureCause {
     }
 }
 
-/// The decision JSON of ABI v1, as a guest returns it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct GuestDecision {
-    /// Whether the request may proceed.
-    pub allowed: bool,
-    /// Why not.
-    #[serde(default)]
-    pub message: Option<String>,
-    /// Status code of a denial.
-    #[serde(default)]
-    pub code: Option<u16>,
-    /// Warnings.
-    #[serde(default)]
-    pub warnings: Vec<String>,
-    /// Audit annotations.
-    #[serde(default)]
-    pub audit_annotations: BTreeMap<String, String>,
-    /// RFC 6902 operations.
-    #[serde(default)]
-    pub patch: Vec<Value>,
-    /// The guest could not decide.
-    #[serde(default)]
-    pub error: Option<String>,
+/// Reads the decision JSON a guest returned (the ABI's [`Decision`], with
+/// patch operations left as JSON for the patch step to check); the error
+/// says what is wrong with it.
+pub fn read_decision(output: &[u8]) -> Result<Decision<Value>, FailureCause> {
+    let text = std::str::from_utf8(output)
+        .map_err(|e| FailureCause::BadOutput(format!("returned output that is not UTF-8 ({e})")))?;
+    serde_json::from_str(text).map_err(|e| {
+        FailureCause::BadOutput(format!("returned output that is not decision JSON ({e}): {}", excerpt(text)))
+    })
 }
 
-impl GuestDecision {
-    /// Reads decision JSON; the error says what is wrong with it.
-    pub fn parse(output: &[u8]) -> Result<Self, FailureCause> {
-        let text = std::str::from_utf8(output)
-            .map_err(|e| FailureCause::BadOutput(format!("returned output that is not UTF-8 ({e})")))?;
-        serde_json::from_str(text).map_err(|e| {
-            FailureCause::BadOutput(format!("returned output that is not decision JSON ({e}): {}", excerpt(text)))
-        })
-    }
-
-    /// What the decision means for a policy: an `error` or a patch from a
-    /// policy that is not `mutating` is a failure, an empty denial message
-    /// gets a default.
-    pub fn into_verdict(self, mutating: bool) -> Verdict {
-        if let Some(error) = self.error {
+impl Verdict {
+    /// What a guest's decision means for its policy: an `error` or a patch
+    /// from a policy that is not `mutating` is a failure, an empty denial
+    /// message gets a default.
+    pub fn from_decision(decision: Decision<Value>, mutating: bool) -> Verdict {
+        if let Some(error) = decision.error {
             return Verdict::Failure { cause: FailureCause::Undecided(error) };
         }
-        if !self.patch.is_empty() && !mutating {
+        if !decision.patch.is_empty() && !mutating {
             return Verdict::Failure { cause: FailureCause::UnexpectedPatch };
         }
-        if self.allowed {
-            Verdict::Pass { warnings: self.warnings, audit_annotations: self.audit_annotations, patch: self.patch }
+        if decision.allowed {
+            Verdict::Pass {
+                warnings: decision.warnings,
+                audit_annotations: decision.audit_annotations,
+                patch: decision.patch,
+            }
         } else {
-            let message =
-                self.message.filter(|m| !m.is_empty()).unwrap_or_else(|| "denied (the module gave no reason)".into());
-            Verdict::Violation { message, code: self.code, warnings: self.warnings }
+            let message = Some(decision.message)
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "denied (the module gave no reason)".into());
+            Verdict::Violation { message, code: decision.code, warnings: decision.warnings }
         }
     }
 }
@@ -129,17 +111,20 @@ pub enum Verdict {
     Failure { cause: FailureCause },
 }
 
-/// One policy's verdict, with what the manifest says to do with it.
+/// One policy's verdict, with what the manifest says to do with it, and
+/// the time spent on it (matchConditions, module, CEL rules, patch).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyResult {
     /// The policy's name.
     pub policy: String,
     /// What a violation does.
-    pub action: FailureAction,
+    pub action: ViolationAction,
     /// What a failure does.
     pub failure_policy: FailurePolicy,
     /// The verdict.
     pub verdict: Verdict,
+    /// Time spent judging.
+    pub elapsed: std::time::Duration,
 }
 
 impl PolicyResult {
@@ -148,7 +133,7 @@ impl PolicyResult {
     pub fn denies(&self) -> bool {
         match self.verdict {
             Verdict::Pass { .. } => false,
-            Verdict::Violation { .. } => self.action == FailureAction::Enforce,
+            Verdict::Violation { .. } => self.action == ViolationAction::Enforce,
             Verdict::Failure { .. } => self.failure_policy == FailurePolicy::Fail,
         }
     }
@@ -180,14 +165,14 @@ pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> Admissio
                 // Only client and server error codes make sense for a denial.
                 let code = code.filter(|c| (400..600).contains(c));
                 match result.action {
-                    FailureAction::Enforce => {
+                    ViolationAction::Enforce => {
                         denials.push((prefixed(name, &lines).collect::<Vec<_>>().join("\n"), code))
                     }
                     // The annotation's key is the policy's name.
-                    FailureAction::Audit => {
+                    ViolationAction::Audit => {
                         response.audit_annotations.insert(name.clone(), lines.join("\n"));
                     }
-                    FailureAction::Warn => response.warnings.extend(prefixed(name, &lines)),
+                    ViolationAction::Warn => response.warnings.extend(prefixed(name, &lines)),
                 }
             }
             Verdict::Failure { cause } => match result.failure_policy {
@@ -231,8 +216,8 @@ fn prefixed<'m, S: AsRef<str> + 'm>(name: &'m str, messages: &'m [S]) -> impl It
 mod tests {
     use super::*;
 
-    fn result(policy: &str, action: FailureAction, failure_policy: FailurePolicy, verdict: Verdict) -> PolicyResult {
-        PolicyResult { policy: policy.into(), action, failure_policy, verdict }
+    fn result(policy: &str, action: ViolationAction, failure_policy: FailurePolicy, verdict: Verdict) -> PolicyResult {
+        PolicyResult { policy: policy.into(), action, failure_policy, verdict, elapsed: Default::default() }
     }
 
     fn violation(message: &str) -> Verdict {
@@ -241,7 +226,7 @@ mod tests {
 
     #[test]
     fn enforce_denies_audit_annotates_warn_warns() {
-        use FailureAction::*;
+        use ViolationAction::*;
         let results = [
             result("a", Enforce, FailurePolicy::Fail, violation("bad a")),
             result("b", Audit, FailurePolicy::Fail, violation("bad b")),
@@ -261,7 +246,7 @@ mod tests {
     fn numbers_in_a_patch_come_back_exactly() {
         // Without serde_json's float_roundtrip the last digit changed (fuzzing).
         let output = br#"{"allowed": true, "patch": [{"op": "add", "path": "/a", "value": 1.1844674407316873e+26}]}"#;
-        let decision = GuestDecision::parse(output).unwrap();
+        let decision = read_decision(output).unwrap();
         assert_eq!(serde_json::to_string(&decision.patch[0]["value"]).unwrap(), "1.1844674407316873e+26");
     }
 
@@ -291,16 +276,17 @@ mod tests {
         for (cause, text, label) in cases {
             assert_eq!((cause.to_string().as_str(), cause.label()), (text, label));
         }
-        assert_eq!(GuestDecision::parse(b"nope").unwrap_err().label(), "bad_output");
+        assert_eq!(read_decision(b"nope").unwrap_err().label(), "bad_output");
     }
 
     #[test]
     fn failures_follow_the_failure_policy() {
         let failure = Verdict::Failure { cause: GuestError::Timeout(100).into() };
-        let ignored = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Ignore, failure.clone())], &[]);
+        let ignored =
+            combine("u", &[result("p", ViolationAction::Enforce, FailurePolicy::Ignore, failure.clone())], &[]);
         assert!(ignored.allowed);
         assert!(ignored.warnings[0].starts_with("p: the policy failed (module timed out after 100 ms)"));
-        let failed = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Fail, failure)], &[]);
+        let failed = combine("u", &[result("p", ViolationAction::Enforce, FailurePolicy::Fail, failure)], &[]);
         assert!(!failed.allowed);
         assert!(failed.status.unwrap().message.contains("failurePolicy Fail denies"));
     }
@@ -308,19 +294,19 @@ mod tests {
     #[test]
     fn a_guest_cannot_forge_lines_or_send_an_empty_denial() {
         let forged = Verdict::Failure { cause: FailureCause::Undecided("x\nother: approved".into()) };
-        let r = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Fail, forged)], &[]);
+        let r = combine("u", &[result("p", ViolationAction::Enforce, FailurePolicy::Fail, forged)], &[]);
         assert_eq!(r.status.unwrap().message.lines().count(), 1);
         let blank = Verdict::Violation { message: " \n ".into(), code: Some(200), warnings: vec![] };
-        let r = combine("u", &[result("p", FailureAction::Enforce, FailurePolicy::Fail, blank)], &[]);
+        let r = combine("u", &[result("p", ViolationAction::Enforce, FailurePolicy::Fail, blank)], &[]);
         let status = r.status.unwrap();
         assert_eq!((status.code, status.message.as_str()), (403, "p: denied (the policy gave no reason)"));
     }
 
     #[test]
     fn guest_output_must_be_decision_json() {
-        assert!(GuestDecision::parse(br#"{"allowed": true}"#).is_ok());
-        assert!(GuestDecision::parse(b"\xff\xfe").unwrap_err().to_string().contains("not UTF-8"));
-        assert!(GuestDecision::parse(br#"{"allow": true}"#).unwrap_err().to_string().contains("not decision JSON"));
-        assert!(GuestDecision::parse(b"[]").unwrap_err().to_string().contains("not decision JSON"));
+        assert!(read_decision(br#"{"allowed": true}"#).is_ok());
+        assert!(read_decision(b"\xff\xfe").unwrap_err().to_string().contains("not UTF-8"));
+        assert!(read_decision(br#"{"allow": true}"#).unwrap_err().to_string().contains("not decision JSON"));
+        assert!(read_decision(b"[]").unwrap_err().to_string().contains("not decision JSON"));
     }
 }

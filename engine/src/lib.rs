@@ -29,6 +29,24 @@
 //! `arc_swap::ArcSwap<PolicySet>`; requests holding the old set finish on
 //! it. `examples/minimal_webhook.rs` embeds the engine in a few dozen lines.
 //!
+//! # Words
+//!
+//! A decision goes through four shapes, one word each:
+//!
+//! - a [`Decision`](egate_abi::Decision) is what a guest module returns
+//!   (the ABI's decision JSON, defined in `egate-abi`);
+//! - a [`Verdict`] is what one policy concluded: pass, violation or
+//!   failure (with its [`FailureCause`]), from its module and its CEL rules;
+//! - a [`PolicyResult`] is a verdict with what the manifest says to do with
+//!   it: the [`ViolationAction`](manifest::ViolationAction) (the manifest's
+//!   `failureAction`) and the [`FailurePolicy`](manifest::FailurePolicy);
+//! - an [`AdmissionResponse`] is what the API server is answered, combined
+//!   from every policy's result; [`TracedReview`] carries it with the
+//!   results, for logs and metrics.
+//!
+//! A *policy* is one manifest document, loaded; a [`PolicySet`] is the
+//! policies a request is judged by; a *module* is a policy's wasm code.
+//!
 //! YAML is read and written with `serde-saphyr` (pure Rust), through
 //! [`yaml`], in place of the deprecated `serde_yaml`. It does all egate
 //! needs: a `---` stream read one document at a time straight into a typed
@@ -54,9 +72,9 @@ mod wasi;
 pub mod yaml;
 
 pub use cache::{ModuleCache, hex};
-pub use decision::FailureCause;
+pub use decision::{FailureCause, PolicyResult, Verdict};
 pub use error::{LoadError, ReviewError};
-pub use policy::{Mode, Outcome, Policy, PolicySet, PolicyTrace, RequestSummary, TracedReview};
+pub use policy::{Mode, Policy, PolicySet, RequestSummary, TracedReview};
 pub use review::AdmissionResponse;
 pub use sandbox::{GuestError, GuestModule, ModuleError, Sandbox, SandboxConfig, SandboxError};
 pub use wasi::{GRANTED as GRANTED_WASI_IMPORTS, grants as wasi_grants};

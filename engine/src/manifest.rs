@@ -19,6 +19,7 @@
 
 use std::path::{Path, PathBuf};
 
+use egate_abi::Glob;
 use serde::Deserialize;
 
 use crate::error::LoadError;
@@ -65,7 +66,7 @@ pub struct Metadata {
 pub struct Spec {
     /// What a violation does.
     #[serde(default)]
-    pub failure_action: FailureAction,
+    pub failure_action: ViolationAction,
     /// What a failure of the policy itself (trap, timeout, bad output) does.
     #[serde(default)]
     pub failure_policy: FailurePolicy,
@@ -128,9 +129,11 @@ fn default_timeout() -> u64 {
     DEFAULT_TIMEOUT_MS
 }
 
-/// What a violation of the policy does to the request.
+/// What a violation of the policy does to the request: the manifest field
+/// `failureAction` (named as Kyverno names it; in Rust it is the action
+/// taken on a violation, beside [`FailurePolicy`] for failures).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum FailureAction {
+pub enum ViolationAction {
     /// Deny the request.
     #[default]
     Enforce,
@@ -157,13 +160,13 @@ pub enum FailurePolicy {
 pub struct ResourceFilter {
     /// `pods`, `pods/ephemeralcontainers`, `pods/*`.
     #[serde(default)]
-    pub resources: Vec<String>,
+    pub resources: Vec<Glob>,
     /// `CREATE`, `UPDATE`, `DELETE`, `CONNECT`, `*`.
     #[serde(default)]
     pub operations: Vec<String>,
     /// Namespace globs.
     #[serde(default)]
-    pub namespaces: Vec<String>,
+    pub namespaces: Vec<Glob>,
     /// Labels of the object (`object`, else `oldObject`).
     #[serde(default)]
     pub selector: Option<LabelSelector>,
@@ -217,13 +220,13 @@ pub enum LabelOperator {
 pub struct Subjects {
     /// User names (`alice`, `system:serviceaccount:ns:name`).
     #[serde(default)]
-    pub users: Vec<String>,
+    pub users: Vec<Glob>,
     /// Groups.
     #[serde(default)]
-    pub groups: Vec<String>,
+    pub groups: Vec<Glob>,
     /// Service accounts as `namespace/name`.
     #[serde(default)]
-    pub service_accounts: Vec<String>,
+    pub service_accounts: Vec<Glob>,
 }
 
 /// Where a module comes from.
@@ -394,7 +397,7 @@ spec:
     #[test]
     fn defaults_are_enforce_fail_and_100ms() {
         let m = &parse_manifests(PRIVILEGED).unwrap()[0];
-        assert_eq!(m.spec.failure_action, FailureAction::Enforce);
+        assert_eq!(m.spec.failure_action, ViolationAction::Enforce);
         assert_eq!(m.spec.failure_policy, FailurePolicy::Fail);
         assert_eq!(m.spec.timeout_ms, 100);
         assert_eq!(m.module_source(Path::new("/p")), Some(ModuleSource::Builtin("privileged".into())));
@@ -447,7 +450,7 @@ spec:
         assert!(m.spec.module.is_none());
         let selector = m.spec.match_.selector.as_ref().unwrap();
         assert_eq!(selector.match_expressions[0].operator, LabelOperator::NotIn);
-        assert_eq!(m.spec.match_.subjects.as_ref().unwrap().service_accounts, ["ci/deployer"]);
+        assert_eq!(m.spec.match_.subjects.as_ref().unwrap().service_accounts, [Glob::new("ci/deployer")]);
         assert_eq!(m.spec.validations[0].message.as_deref(), Some("at most 3"));
     }
 }

@@ -1,18 +1,12 @@
 //! Which requests a policy judges: `match` and `exclude` against the
 //! request's routing facts, with Kyverno-style globs.
 
-use wildmatch::WildMatch;
-
 use std::collections::BTreeMap;
+
+use egate_abi::Glob;
 
 use crate::manifest::{LabelOperator, LabelSelector, ResourceFilter, Subjects};
 use crate::review::RequestFacts;
-
-/// Kyverno-style wildcard match: `*` any run of characters (`/` included),
-/// `?` exactly one.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    WildMatch::new(pattern).matches(text)
-}
 
 /// A policy's `match` and `exclude`, ready to test requests.
 #[derive(Debug, Clone)]
@@ -39,10 +33,10 @@ impl Matcher {
 fn filter_holds(filter: &ResourceFilter, facts: &RequestFacts, unreadable_matches: bool) -> bool {
     let resource = facts.resource_path();
     let namespace = facts.namespace.as_deref().unwrap_or_default();
-    let any = |list: &[String], test: &dyn Fn(&str) -> bool| list.is_empty() || list.iter().any(|p| test(p));
-    any(&filter.resources, &|p| glob_match(p, resource))
-        && any(&filter.operations, &|op| op == "*" || op == facts.operation)
-        && any(&filter.namespaces, &|p| glob_match(p, namespace))
+    let any = |globs: &[Glob], text: &str| globs.is_empty() || globs.iter().any(|g| g.matches(text));
+    any(&filter.resources, resource)
+        && (filter.operations.is_empty() || filter.operations.iter().any(|op| op == "*" || *op == facts.operation))
+        && any(&filter.namespaces, namespace)
         && filter.subjects.as_ref().is_none_or(|s| subjects_hold(s, facts))
         && filter.selector.as_ref().is_none_or(|s| facts.labels().map_or(unreadable_matches, |l| selector_holds(s, l)))
 }
@@ -61,9 +55,9 @@ fn excludes(filter: &ResourceFilter, facts: &RequestFacts) -> bool {
 fn subjects_hold(subjects: &Subjects, facts: &RequestFacts) -> bool {
     let user = &facts.user_info.username;
     let service_account = user.strip_prefix("system:serviceaccount:").map(|sa| sa.replacen(':', "/", 1));
-    subjects.users.iter().any(|p| glob_match(p, user))
-        || subjects.groups.iter().any(|p| facts.user_info.groups.iter().any(|g| glob_match(p, g)))
-        || service_account.is_some_and(|sa| subjects.service_accounts.iter().any(|p| glob_match(p, &sa)))
+    subjects.users.iter().any(|glob| glob.matches(user))
+        || subjects.groups.iter().any(|glob| facts.user_info.groups.iter().any(|g| glob.matches(g)))
+        || service_account.is_some_and(|sa| subjects.service_accounts.iter().any(|glob| glob.matches(&sa)))
 }
 
 /// Kubernetes label selector semantics: every label and requirement holds.
@@ -95,11 +89,11 @@ mod tests {
     }
 
     fn filter(resources: &[&str], operations: &[&str], namespaces: &[&str]) -> ResourceFilter {
-        let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+        let globs = |l: &[&str]| l.iter().map(|s| Glob::new(*s)).collect();
         ResourceFilter {
-            resources: owned(resources),
-            operations: owned(operations),
-            namespaces: owned(namespaces),
+            resources: globs(resources),
+            operations: operations.iter().map(|s| s.to_string()).collect(),
+            namespaces: globs(namespaces),
             ..ResourceFilter::default()
         }
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use base64::Engine as _;
+use egate_abi::CowStr;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -72,17 +73,6 @@ impl<'de> serde::de::Visitor<'de> for ReviewVisitor {
             }
         }
         Ok(review)
-    }
-}
-
-/// A string borrowed from the input when it has no escapes.
-struct CowStr<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Wrapper<'a>(#[serde(borrow)] Cow<'a, str>);
-        Wrapper::deserialize(deserializer).map(|w| CowStr(w.0))
     }
 }
 

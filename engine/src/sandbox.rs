@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::{
-    Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig,
-    ResourceLimiter, Store, Trap, ValType,
+    Config, Engine, ExternType, FuncType, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, ResourceLimiter, Store, Trap, ValType,
 };
+
+use egate_abi::exports::{self, FuncExport, WasmType};
 
 use crate::cache::ModuleCache;
 use crate::wasi;
@@ -66,10 +68,6 @@ struct SandboxInner {
 fn keep_resident() -> usize {
     if PoolingAllocationConfig::is_pagemap_scan_available() { 4 << 20 } else { 0 }
 }
-
-/// The export of a module that judges a request with several of its
-/// policies at once (not part of ABI v1: egate's built-in library has it).
-const BATCH_EXPORT: &str = "egate_evaluate_batch";
 
 /// Per-evaluation state of a store.
 pub(crate) struct GuestState {
@@ -209,33 +207,22 @@ fn start_epoch_ticker(engine: &Engine) {
         .expect("spawning the epoch thread");
 }
 
-/// The exports ABI v1 requires, with their types.
-const REQUIRED_EXPORTS: [(&str, &[ValType], &[ValType]); 4] = [
-    ("egate_abi_v1", &[], &[]),
-    ("egate_alloc", &[ValType::I32], &[ValType::I32]),
-    ("egate_validate_settings", &[ValType::I32, ValType::I32], &[ValType::I64]),
-    ("egate_evaluate", &[ValType::I32, ValType::I32, ValType::I32, ValType::I32], &[ValType::I64]),
-];
-
 fn check_abi(module: &Module) -> Result<(), ModuleError> {
-    if !matches!(module.get_export("memory"), Some(ExternType::Memory(_))) {
+    if !matches!(module.get_export(exports::MEMORY), Some(ExternType::Memory(_))) {
         return Err(ModuleError::NoMemory);
     }
-    if module.get_export("egate_abi_v1").is_none() {
+    if module.get_export(exports::ABI_MARKER.name).is_none() {
         return Err(ModuleError::NotAbiV1);
     }
-    let list = |types: &[ValType]| types.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-    for (name, params, results) in REQUIRED_EXPORTS {
-        let Some(ExternType::Func(func)) = module.get_export(name) else {
-            return Err(ModuleError::MissingExport(name));
+    for export in exports::REQUIRED {
+        let Some(ExternType::Func(func)) = module.get_export(export.name) else {
+            return Err(ModuleError::MissingExport(export.name));
         };
-        let same =
-            |a: &[ValType], b: Vec<ValType>| a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| ValType::eq(x, y));
-        if !same(params, func.params().collect()) || !same(results, func.results().collect()) {
+        if !has_signature(&func, &export) {
             return Err(ModuleError::WrongExportType {
-                name,
+                name: export.name,
                 found: func.to_string(),
-                required: format!("({}) -> ({})", list(params), list(results)),
+                required: export.signature(),
             });
         }
     }
@@ -245,12 +232,29 @@ fn check_abi(module: &Module) -> Result<(), ModuleError> {
     Ok(())
 }
 
+/// Whether a function has the signature of an ABI export.
+fn has_signature(func: &FuncType, export: &FuncExport) -> bool {
+    let abi_types = |types: &mut dyn Iterator<Item = ValType>| -> Option<Vec<WasmType>> {
+        types
+            .map(|t| match t {
+                ValType::I32 => Some(WasmType::I32),
+                ValType::I64 => Some(WasmType::I64),
+                _ => None,
+            })
+            .collect()
+    };
+    match (abi_types(&mut func.params()), abi_types(&mut func.results())) {
+        (Some(params), Some(results)) => export.accepts(&params, &results),
+        _ => false,
+    }
+}
+
 impl GuestModule {
     /// Runs `egate_validate_settings`, returning the verdict JSON.
     pub fn validate_settings(&self, settings: &[u8], timeout_ms: u64) -> Result<Vec<u8>, GuestError> {
         self.call(timeout_ms, |call| {
             let (ptr, len) = call.write_input(settings)?;
-            call.call_export("egate_validate_settings", &[ptr, len])
+            call.call_export(exports::VALIDATE_SETTINGS.name, &[ptr, len])
         })
     }
 
@@ -259,7 +263,7 @@ impl GuestModule {
         self.call(timeout_ms, |call| {
             let (req_ptr, req_len) = call.write_input(request)?;
             let (set_ptr, set_len) = call.write_input(settings)?;
-            call.call_export("egate_evaluate", &[req_ptr, req_len, set_ptr, set_len])
+            call.call_export(exports::EVALUATE.name, &[req_ptr, req_len, set_ptr, set_len])
         })
     }
 
@@ -267,9 +271,12 @@ impl GuestModule {
     /// library does): several of its policies can then judge one request in
     /// one instance.
     pub fn can_batch(&self) -> bool {
-        self.pre.module().get_export(BATCH_EXPORT).and_then(|e| e.func().cloned()).is_some_and(|f| {
-            f.params().len() == 4 && f.params().all(|p| p.is_i32()) && f.results().map(|r| r.is_i64()).eq([true])
-        })
+        let batch = &exports::EVALUATE_BATCH;
+        self.pre
+            .module()
+            .get_export(batch.name)
+            .and_then(|e| e.func().cloned())
+            .is_some_and(|f| has_signature(&f, batch))
     }
 
     /// Runs `egate_evaluate_batch` in a fresh instance: the settings are a
@@ -279,7 +286,7 @@ impl GuestModule {
         self.call(timeout_ms, |call| {
             let (req_ptr, req_len) = call.write_input(request)?;
             let (set_ptr, set_len) = call.write_input(batch)?;
-            call.call_export(BATCH_EXPORT, &[req_ptr, req_len, set_ptr, set_len])
+            call.call_export(exports::EVALUATE_BATCH.name, &[req_ptr, req_len, set_ptr, set_len])
         })
     }
 
@@ -392,7 +399,7 @@ impl GuestCall<'_> {
         let len = i32::try_from(bytes.len()).map_err(|_| GuestError::Trap("input larger than 2 GiB".into()))?;
         let ptr = self
             .instance
-            .get_typed_func::<i32, i32>(&mut *self.store, "egate_alloc")
+            .get_typed_func::<i32, i32>(&mut *self.store, exports::ALLOC.name)
             .and_then(|alloc| alloc.call(&mut *self.store, len))
             .map_err(|e| self.limits.failure(e, self.store))?;
         self.memory
@@ -416,7 +423,7 @@ impl GuestCall<'_> {
             _ => unreachable!("ABI v1 exports take 2 or 4 arguments"),
         }
         .map_err(|e| self.limits.failure(e, self.store))?;
-        let (ptr, len) = ((packed as u64 >> 32) as u32, packed as u64 as u32);
+        let (ptr, len) = egate_abi::unpack(packed);
         if len as usize > self.limits.output_limit {
             return Err(GuestError::OutputTooLarge { len, limit: self.limits.output_limit });
         }

@@ -6,7 +6,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use egate_engine::{Mode, Outcome, PolicySet};
+use egate_engine::{Mode, PolicySet, Verdict};
 use serde_json::{Value, json};
 use support::{debug_review_of, load_manifests, manifest, web_pod};
 
@@ -14,14 +14,14 @@ fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
-/// Each judging policy's outcome, in order.
-fn outcomes(set: &PolicySet, request: &[u8]) -> Vec<(String, Outcome)> {
-    let traces = set.review_traced(request, Mode::Validate).unwrap().traces;
-    traces.into_iter().map(|t| (t.policy, t.outcome)).collect()
+/// Each judging policy's verdict, messages included, in order.
+fn outcomes(set: &PolicySet, request: &[u8]) -> Vec<(String, Verdict)> {
+    let results = set.review_traced(request, Mode::Validate).unwrap().results;
+    results.into_iter().map(|r| (r.policy, r.verdict)).collect()
 }
 
 /// What each policy decides loaded alone (a set of one has no batch).
-fn outcomes_alone(manifests: &[Value], request: &[u8]) -> Vec<(String, Outcome)> {
+fn outcomes_alone(manifests: &[Value], request: &[u8]) -> Vec<(String, Verdict)> {
     manifests
         .iter()
         .filter(|m| m["spec"]["mutating"] != true)
@@ -79,7 +79,7 @@ fn a_policy_that_fails_in_a_batch_fails_alone() {
     let batched = outcomes(&load_manifests(&manifests).unwrap(), &request);
     assert_eq!(batched.len(), 2, "{batched:?}");
     assert!(
-        matches!(&batched[0].1, Outcome::Failed(cause) if cause.to_string().contains("request.object is missing")),
+        matches!(&batched[0].1, Verdict::Failure { cause } if cause.to_string().contains("request.object is missing")),
         "{batched:?}"
     );
     assert_eq!(batched, outcomes_alone(&manifests, &request));

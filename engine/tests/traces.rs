@@ -3,8 +3,8 @@
 
 mod support;
 
-use egate_engine::manifest::FailureAction;
-use egate_engine::{Mode, Outcome};
+use egate_engine::manifest::ViolationAction;
+use egate_engine::{Mode, Verdict};
 use serde_json::json;
 use support::{cel_manifest, debug_review, load_manifests};
 
@@ -29,14 +29,12 @@ fn traces_say_who_denied_under_which_action_and_who_asked() {
     let traced = set.review_traced(&debug_review(json!({"name": "dbg", "image": "busybox:1.36"})), Mode::All).unwrap();
     assert!(!traced.response.allowed);
     assert_eq!(traced.denied_by().collect::<Vec<_>>(), ["enforced", "fails-closed"]);
-    let of = |name: &str| traced.traces.iter().find(|t| t.policy == name).unwrap();
-    assert_eq!(of("passes").outcome, Outcome::Passed);
-    assert_eq!(
-        (of("warned").outcome.clone(), of("warned").action, of("warned").denied),
-        (Outcome::Violated, FailureAction::Warn, false)
-    );
-    assert_eq!((of("audited").action, of("audited").denied), (FailureAction::Audit, false));
-    assert!(matches!(of("fails-open").outcome, Outcome::Failed(_)) && !of("fails-open").denied);
+    let of = |name: &str| traced.results.iter().find(|r| r.policy == name).unwrap();
+    assert!(matches!(of("passes").verdict, Verdict::Pass { .. }));
+    assert!(matches!(of("warned").verdict, Verdict::Violation { .. }));
+    assert_eq!((of("warned").action, of("warned").denies()), (ViolationAction::Warn, false));
+    assert_eq!((of("audited").action, of("audited").denies()), (ViolationAction::Audit, false));
+    assert!(matches!(of("fails-open").verdict, Verdict::Failure { .. }) && !of("fails-open").denies());
 
     let request = &traced.request;
     assert_eq!(request.resource, "pods/ephemeralcontainers");

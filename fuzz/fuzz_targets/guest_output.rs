@@ -1,6 +1,6 @@
-//! Arbitrary bytes as a guest's output: `GuestDecision::parse` must answer
+//! Arbitrary bytes as a guest's output: `read_decision` must answer
 //! with a decision or an error, never panic; a decision it accepts becomes
-//! a verdict the way the engine makes one (`GuestDecision::into_verdict`), and
+//! a verdict the way the engine makes one (`Verdict::from_decision`), and
 //! `combine` of it, under every failureAction and failurePolicy, must not
 //! panic and must keep its promises: Enforce violations and Fail failures
 //! deny, with the guest's code or 403; everything else allows; every
@@ -9,11 +9,11 @@
 #![no_main]
 
 use base64::Engine as _;
-use egate_engine::decision::{GuestDecision, PolicyResult, Verdict, combine};
-use egate_engine::manifest::{FailureAction, FailurePolicy};
+use egate_engine::decision::{PolicyResult, Verdict, combine, read_decision};
+use egate_engine::manifest::{ViolationAction, FailurePolicy};
 use libfuzzer_sys::fuzz_target;
 
-const ACTIONS: [FailureAction; 3] = [FailureAction::Enforce, FailureAction::Audit, FailureAction::Warn];
+const ACTIONS: [ViolationAction; 3] = [ViolationAction::Enforce, ViolationAction::Audit, ViolationAction::Warn];
 const FAILURE_POLICIES: [FailurePolicy; 2] = [FailurePolicy::Fail, FailurePolicy::Ignore];
 
 fn check_one(result: &PolicyResult) {
@@ -25,7 +25,7 @@ fn check_one(result: &PolicyResult) {
     assert_eq!(response.uid, "uid-1");
     let denies = match &result.verdict {
         Verdict::Pass { .. } => false,
-        Verdict::Violation { .. } => result.action == FailureAction::Enforce,
+        Verdict::Violation { .. } => result.action == ViolationAction::Enforce,
         Verdict::Failure { .. } => result.failure_policy == FailurePolicy::Fail,
     };
     assert_eq!(response.allowed, !denies, "{result:?} gave {response:?}");
@@ -55,7 +55,7 @@ fn check_one(result: &PolicyResult) {
         Verdict::Failure { .. } => 0,
     };
     let must_warn = match &result.verdict {
-        Verdict::Violation { .. } => result.action == FailureAction::Warn,
+        Verdict::Violation { .. } => result.action == ViolationAction::Warn,
         Verdict::Failure { .. } => result.failure_policy == FailurePolicy::Ignore,
         Verdict::Pass { .. } => false,
     };
@@ -81,13 +81,19 @@ fn check_one(result: &PolicyResult) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(decision) = GuestDecision::parse(data) else { return };
+    let Ok(decision) = read_decision(data) else { return };
     let mut all = Vec::new();
     for mutating in [false, true] {
-        let verdict = decision.clone().into_verdict(mutating);
+        let verdict = Verdict::from_decision(decision.clone(), mutating);
         for action in ACTIONS {
             for failure_policy in FAILURE_POLICIES {
-                let result = PolicyResult { policy: "fuzz".into(), action, failure_policy, verdict: verdict.clone() };
+                let result = PolicyResult {
+                    policy: "fuzz".into(),
+                    action,
+                    failure_policy,
+                    verdict: verdict.clone(),
+                    elapsed: Default::default(),
+                };
                 check_one(&result);
                 if mutating {
                     all.push(PolicyResult { policy: format!("p{}", all.len()), ..result });

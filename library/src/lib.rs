@@ -9,7 +9,8 @@
 //! validating built-ins judge one request in one instance (the request is
 //! then parsed once); see [`evaluate_batch`].
 
-use egate_guest::abi::{self, BundledSettings};
+use egate_abi::{BundledSettings, SettingsVerdict};
+use egate_guest::abi;
 use egate_guest::{Decision, Request};
 
 /// Lists each bundled policy once, by name and crate: the list of names
@@ -57,11 +58,10 @@ bundled! {
 /// `egate_validate_settings` of the named policy.
 pub fn validate_settings(bundled: &[u8]) -> Vec<u8> {
     let Ok(BundledSettings { policy, settings }) = BundledSettings::parse(bundled) else {
-        return br#"{"valid":false,"message":"the built-in library expects {\"policy\": NAME, \"settings\": ...}"}"#
-            .to_vec();
+        return SettingsVerdict::invalid(r#"the built-in library expects {"policy": NAME, "settings": ...}"#).to_json();
     };
     validate_one(&policy, settings.get().as_bytes())
-        .unwrap_or_else(|| format!(r#"{{"valid":false,"message":"no built-in policy {policy:?}"}}"#).into_bytes())
+        .unwrap_or_else(|| SettingsVerdict::invalid(format!("no built-in policy {policy:?}")).to_json())
 }
 
 /// `egate_evaluate` of the named policy.
@@ -101,38 +101,10 @@ pub fn evaluate_batch(request: &[u8], batch: &[u8]) -> Vec<u8> {
     output
 }
 
-#[cfg(target_arch = "wasm32")]
-mod exports {
-    use egate_guest::abi;
-
-    #[unsafe(no_mangle)]
-    pub extern "C" fn egate_abi_v1() {}
-
-    #[unsafe(no_mangle)]
-    pub extern "C" fn egate_alloc(len: i32) -> i32 {
-        abi::alloc(len)
-    }
-
-    #[unsafe(no_mangle)]
-    pub extern "C" fn egate_validate_settings(ptr: i32, len: i32) -> i64 {
-        // SAFETY: the host passes a buffer it wrote through egate_alloc.
-        let settings = unsafe { abi::input(ptr, len) };
-        abi::output(super::validate_settings(settings))
-    }
-
-    #[unsafe(no_mangle)]
-    pub extern "C" fn egate_evaluate(req_ptr: i32, req_len: i32, set_ptr: i32, set_len: i32) -> i64 {
-        // SAFETY: the host passes buffers it wrote through egate_alloc.
-        let (request, settings) = unsafe { (abi::input(req_ptr, req_len), abi::input(set_ptr, set_len)) };
-        abi::output(super::evaluate(request, settings))
-    }
-
-    #[unsafe(no_mangle)]
-    pub extern "C" fn egate_evaluate_batch(req_ptr: i32, req_len: i32, set_ptr: i32, set_len: i32) -> i64 {
-        // SAFETY: the host passes buffers it wrote through egate_alloc.
-        let (request, batch) = unsafe { (abi::input(req_ptr, req_len), abi::input(set_ptr, set_len)) };
-        abi::output(super::evaluate_batch(request, batch))
-    }
+egate_abi::guest_exports! {
+    validate_settings: validate_settings,
+    evaluate: evaluate,
+    evaluate_batch: evaluate_batch,
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use egate_engine::review::Review;
-use egate_engine::{Mode, Outcome, PolicySet, RequestSummary};
+use egate_engine::{Mode, PolicySet, RequestSummary, Verdict};
 use tokio::sync::Semaphore;
 
 use super::metrics::Metrics;
@@ -159,9 +159,9 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     response
 }
 
-/// A judged review: the response bytes and what the log line and the
-/// metrics say about it.
-struct Judged {
+/// The webhook's answer to one review: the response bytes and what the
+/// log line and the metrics say about it.
+struct Answer {
     body: Vec<u8>,
     decision: &'static str,
     denied_by: Vec<String>,
@@ -221,7 +221,7 @@ async fn admit(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response {
 }
 
 /// Reads the body, waits for a worker, judges on the blocking pool.
-async fn judge(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Result<Judged, Fault> {
+async fn judge(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Result<Answer, Fault> {
     let body = read_body(req).await?;
     if let Some(recorder) = &app.recorder {
         recorder.record(endpoint, &body);
@@ -289,16 +289,16 @@ async fn read_body(req: Request) -> Result<Vec<u8>, Fault> {
 }
 
 /// Judges one AdmissionReview (blocking).
-fn review(policies: &PolicySet, metrics: &Metrics, body: &[u8], endpoint: Endpoint) -> Result<Judged, Fault> {
+fn review(policies: &PolicySet, metrics: &Metrics, body: &[u8], endpoint: Endpoint) -> Result<Answer, Fault> {
     let started = Instant::now();
     let traced = policies
         .review_traced(body, endpoint.mode())
         .map_err(|error| Fault::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()))?;
     let took = started.elapsed();
-    for trace in &traced.traces {
-        metrics.policy_evaluation(&trace.policy, trace.elapsed);
-        if let Outcome::Failed(cause) = &trace.outcome {
-            metrics.policy_failure(&trace.policy, cause.label());
+    for result in &traced.results {
+        metrics.policy_evaluation(&result.policy, result.elapsed);
+        if let Verdict::Failure { cause } = &result.verdict {
+            metrics.policy_failure(&result.policy, cause.label());
         }
     }
     let decision = match (traced.response.allowed, &traced.response.patch) {
@@ -308,7 +308,7 @@ fn review(policies: &PolicySet, metrics: &Metrics, body: &[u8], endpoint: Endpoi
     };
     let denied_by = traced.denied_by().map(str::to_string).collect();
     let body = serde_json::to_vec(&traced.response.into_review()).expect("a response always serialises");
-    Ok(Judged { body, decision, denied_by, facts: traced.request, took })
+    Ok(Answer { body, decision, denied_by, facts: traced.request, took })
 }
 
 /// The API server appends `?timeout=10s` to webhook calls: answering after

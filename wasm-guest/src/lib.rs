@@ -1,9 +1,9 @@
 //! `egate-guest` is the SDK a policy author compiles into an egate policy
 //! module. An author writes one function, from an admission [`Request`] and
 //! the policy's settings to a [`Decision`]; the [`policy!`] macro turns it
-//! into a wasm32-wasip1 module speaking egate's guest ABI v1 (the exports
-//! `egate_abi_v1`, `egate_alloc`, `egate_validate_settings` and
-//! `egate_evaluate`). The SDK knows nothing of wasmtime or of the host.
+//! into a wasm32-wasip1 module speaking egate's guest ABI v1, which the
+//! `egate-abi` crate defines (export names and types, the decision JSON).
+//! The SDK knows nothing of wasmtime or of the host.
 //!
 //! The same crate compiles natively, so policy logic is unit-tested with a
 //! plain `cargo test`: the ABI exports only exist on `wasm32`.
@@ -44,7 +44,6 @@
 pub mod abi;
 mod decision;
 mod error;
-mod glob;
 mod image;
 pub mod pod;
 mod request;
@@ -52,11 +51,15 @@ mod settings;
 pub mod testing;
 
 pub use decision::{Decision, IntoDecision, PatchOp};
+pub use egate_abi::{Glob, glob_match};
 pub use error::Error;
-pub use glob::glob_match;
 pub use image::ImageRef;
 pub use request::{GroupVersionKind, GroupVersionResource, PodPair, RawJson, Request, UserInfo};
 pub use settings::{NoSettings, Settings, parse_settings as settings_from_json};
+
+/// The ABI crate, for the expansion of [`policy!`].
+#[doc(hidden)]
+pub use egate_abi as __abi;
 
 /// Re-exported so policies need not depend on serde_json themselves.
 pub use serde_json;

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+pub use egate_abi::CowStr;
 use serde::Deserialize;
 
 use crate::{Error, ImageRef};
@@ -95,19 +96,19 @@ fn read_field<'a, T: Deserialize<'a>>(field: &str, value: &'a [u8]) -> Result<T,
 #[serde(default, rename_all = "camelCase")]
 pub struct PodSpecView<'a> {
     /// Regular containers.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "nullable")]
     pub containers: Vec<ContainerView<'a>>,
     /// Init containers.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "nullable")]
     pub init_containers: Vec<ContainerView<'a>>,
     /// Ephemeral (debug) containers.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "nullable")]
     pub ephemeral_containers: Vec<ContainerView<'a>>,
     /// Pod-level security context, inherited by containers.
     #[serde(borrow)]
     pub security_context: Option<PodSecurityContextView<'a>>,
     /// Volumes, by name.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "nullable")]
     pub volumes: Vec<VolumeView<'a>>,
     /// `hostNetwork`.
     pub host_network: Option<bool>,
@@ -136,13 +137,13 @@ pub struct ContainerView<'a> {
     #[serde(borrow)]
     pub security_context: Option<SecurityContextView<'a>>,
     /// Environment variables.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "nullable")]
     pub env: Vec<EnvVarView<'a>>,
     /// Environment sources.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "nullable")]
     pub env_from: Vec<EnvFromView<'a>>,
     /// Volume mounts.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "nullable")]
     pub volume_mounts: Vec<VolumeMountView<'a>>,
 }
 
@@ -224,10 +225,10 @@ pub struct PodSecurityContextView<'a> {
 #[serde(default)]
 pub struct CapabilitiesView<'a> {
     /// Capabilities added.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "nullable")]
     pub add: Vec<Cow<'a, str>>,
     /// Capabilities dropped.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "nullable")]
     pub drop: Vec<Cow<'a, str>>,
 }
 
@@ -333,13 +334,32 @@ pub struct VolumeMountView<'a> {
     pub mount_path: Cow<'a, str>,
 }
 
+/// Reads `null` as the default value, as the Kubernetes API does (a list
+/// written `null` is an empty list): use it with `deserialize_with` in a
+/// view of your own.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// A pod volume: its name and which kinds of source it has.
 #[derive(Debug, Clone, Default)]
 pub struct VolumeView<'a> {
     /// Volume name.
     pub name: Cow<'a, str>,
-    /// The source keys set on it (`secret`, `hostPath`, `projected`, ...).
+    /// The source keys set on it, not null (`secret`, `hostPath`,
+    /// `projected`, ...); their contents are skipped unparsed.
     pub sources: Vec<Cow<'a, str>>,
+}
+
+impl VolumeView<'_> {
+    /// Whether a source of this kind (`hostPath`, `secret`, ...) is set.
+    pub fn has(&self, kind: &str) -> bool {
+        self.sources.iter().any(|s| s == kind)
+    }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for VolumeView<'a> {
@@ -369,17 +389,6 @@ impl<'de> serde::de::Visitor<'de> for VolumeVisitor {
             }
         }
         Ok(volume)
-    }
-}
-
-/// A string borrowed from the input when it has no escapes.
-struct CowStr<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Wrapper<'a>(#[serde(borrow)] Cow<'a, str>);
-        Wrapper::deserialize(deserializer).map(|w| CowStr(w.0))
     }
 }
 

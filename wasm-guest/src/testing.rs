@@ -1,5 +1,7 @@
-//! Helpers for a policy's native unit tests: the AdmissionRequest
-//! `kubectl debug` sends, built from the pod and the container it adds.
+//! Helpers for native tests of policies and of the engine: the
+//! AdmissionRequest `kubectl debug` sends, built from the pod and the
+//! container it adds, and the pods tests use. The engine's tests build
+//! their requests here too, so there is one shape of a debug request.
 
 use serde_json::{Value, json};
 
@@ -7,13 +9,28 @@ use serde_json::{Value, json};
 /// `pods/ephemeralcontainers` whose `object` is `pod` plus `debug` among its
 /// ephemeral containers, and whose `oldObject` is `pod` as given.
 pub fn debug_request(pod: &Value, debug: Value, username: &str, groups: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&debug_request_json(pod, debug, username, groups)).expect("JSON values serialise")
+}
+
+/// [`debug_request`] inside an AdmissionReview, as the API server sends it
+/// to a webhook.
+pub fn debug_review(pod: &Value, debug: Value, username: &str, groups: &[&str]) -> Vec<u8> {
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": debug_request_json(pod, debug, username, groups),
+    });
+    serde_json::to_vec(&review).expect("JSON values serialise")
+}
+
+fn debug_request_json(pod: &Value, debug: Value, username: &str, groups: &[&str]) -> Value {
     let mut object = pod.clone();
     let spec = &mut object["spec"];
     match spec.get_mut("ephemeralContainers").and_then(Value::as_array_mut) {
         Some(list) => list.push(debug),
         None => spec["ephemeralContainers"] = json!([debug]),
     }
-    let request = json!({
+    json!({
         "uid": "00000000-0000-0000-0000-000000000001",
         "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "resource": {"group": "", "version": "v1", "resource": "pods"},
@@ -24,8 +41,7 @@ pub fn debug_request(pod: &Value, debug: Value, username: &str, groups: &[&str])
         "userInfo": {"username": username, "groups": groups},
         "object": object,
         "oldObject": pod,
-    });
-    serde_json::to_vec(&request).expect("JSON values serialise")
+    })
 }
 
 /// A small pod with one container `app`, for tests.
@@ -35,6 +51,16 @@ pub fn web_pod() -> Value {
         "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
         "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}
     })
+}
+
+/// [`web_pod`] after an earlier `kubectl debug --profile=sysadmin`: it
+/// already has a privileged ephemeral container `old`, which a policy must
+/// not judge again.
+pub fn debugged_web_pod() -> Value {
+    let mut pod = web_pod();
+    pod["spec"]["ephemeralContainers"] =
+        json!([{"name": "old", "image": "busybox", "securityContext": {"privileged": true}}]);
+    pod
 }
 
 /// Runs a policy function on the request that adds `debug` to [`web_pod`]

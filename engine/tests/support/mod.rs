@@ -39,36 +39,12 @@ pub fn load(module: &str, settings: Value) -> Result<PolicySet, LoadError> {
     load_manifests(&[manifest(module, settings)])
 }
 
-/// A small running pod `web` in namespace `shop` with one container `app`
-/// and an earlier privileged debug container `old`.
-pub fn web_pod() -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
-        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}],
-                 "ephemeralContainers": [{"name": "old", "image": "busybox", "securityContext": {"privileged": true}}]}
-    })
-}
-
 /// The AdmissionReview `kubectl debug` causes: an UPDATE of
 /// `pods/ephemeralcontainers`, `oldObject` the pod, `object` the pod plus `debug`.
-pub fn debug_review_of(pod: &Value, debug: Value, username: &str, groups: &[&str]) -> Vec<u8> {
-    let mut object = pod.clone();
-    let spec = &mut object["spec"];
-    match spec.get_mut("ephemeralContainers").and_then(Value::as_array_mut) {
-        Some(list) => list.push(debug),
-        None => spec["ephemeralContainers"] = json!([debug]),
-    }
-    review(json!({
-        "uid": "7f1c", "operation": "UPDATE",
-        "namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"],
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "subResource": "ephemeralcontainers",
-        "userInfo": {"username": username, "groups": groups},
-        "object": object, "oldObject": pod
-    }))
-}
+pub use egate_guest::testing::debug_review as debug_review_of;
+/// The pod tests debug: `web` in namespace `shop`, with one container
+/// `app` and an earlier privileged debug container `old`.
+pub use egate_guest::testing::debugged_web_pod as web_pod;
 
 /// [`debug_review_of`] on [`web_pod`] by user `alice`.
 pub fn debug_review(debug: Value) -> Vec<u8> {

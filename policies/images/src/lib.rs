@@ -6,7 +6,7 @@
 //! allows any), `requireDigest` (default false), `disallowLatest` (default
 //! true; no tag and no digest counts as `latest`).
 
-use egate_guest::{Decision, Error, ImageRef, Request, Settings, glob_match};
+use egate_guest::{Decision, Error, Glob, ImageRef, Request, Settings};
 use serde::Deserialize;
 
 /// Settings of `images`.
@@ -14,7 +14,7 @@ use serde::Deserialize;
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ImageSettings {
     /// Globs over normalised references; empty allows any image.
-    pub allowed_images: Vec<String>,
+    pub allowed_images: Vec<Glob>,
     /// Require an `@sha256:` digest.
     pub require_digest: bool,
     /// Refuse `:latest` and untagged images.
@@ -29,7 +29,7 @@ impl Default for ImageSettings {
 
 impl Settings for ImageSettings {
     fn validate(&self) -> Result<(), String> {
-        match self.allowed_images.iter().find(|g| g.trim().is_empty()) {
+        match self.allowed_images.iter().find(|g| g.as_str().trim().is_empty()) {
             Some(_) => Err("allowedImages holds an empty pattern: write a glob such as \"ghcr.io/acme/*\"".into()),
             None => Ok(()),
         }
@@ -57,12 +57,11 @@ pub fn evaluate(request: &Request, settings: &ImageSettings) -> Result<Decision,
 fn judge_image(container: &str, image: &ImageRef, settings: &ImageSettings) -> Vec<String> {
     let reference = image.normalized();
     let mut violations = Vec::new();
-    let allowed =
-        settings.allowed_images.is_empty() || settings.allowed_images.iter().any(|g| glob_match(g, &reference));
+    let allowed = settings.allowed_images.is_empty() || settings.allowed_images.iter().any(|g| g.matches(&reference));
     if !allowed {
         violations.push(format!(
             "ephemeral container {container:?} uses image {reference:?}, which matches none of the allowed images [{}]",
-            settings.allowed_images.join(", ")
+            settings.allowed_images.iter().map(Glob::as_str).collect::<Vec<_>>().join(", ")
         ));
     }
     if settings.require_digest && image.digest.is_none() {

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use egate_guest::{Decision, Error, Request, Settings, glob_match};
+use egate_guest::{Decision, Error, Glob, Request, Settings};
 use serde::Deserialize;
 
 /// The label that opts one pod out of debugging.
@@ -23,14 +23,14 @@ pub const DENY: &str = "deny";
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct NamespaceSettings {
     /// Globs over namespace names where debug containers are denied.
-    pub denied_namespaces: Vec<String>,
+    pub denied_namespaces: Vec<Glob>,
     /// Members of these groups may debug anyway.
     pub break_glass_groups: Vec<String>,
 }
 
 impl Settings for NamespaceSettings {
     fn validate(&self) -> Result<(), String> {
-        if self.denied_namespaces.iter().any(|g| g.trim().is_empty()) {
+        if self.denied_namespaces.iter().any(|g| g.as_str().trim().is_empty()) {
             return Err("deniedNamespaces holds an empty glob: write a namespace or a glob such as \"prod-*\"".into());
         }
         if self.break_glass_groups.iter().any(|g| g.trim().is_empty()) {
@@ -56,9 +56,9 @@ pub fn evaluate(request: &Request, settings: &NamespaceSettings) -> Result<Decis
     // Why debugging is refused here, one reason per rule that matched.
     let mut reasons = Vec::new();
     if let Some(namespace) = namespace
-        && let Some(glob) = settings.denied_namespaces.iter().find(|g| glob_match(g, namespace))
+        && let Some(glob) = settings.denied_namespaces.iter().find(|g| g.matches(namespace))
     {
-        reasons.push(format!("namespace {namespace:?} matches the denied namespace glob {glob:?}"));
+        reasons.push(format!("namespace {namespace:?} matches the denied namespace glob {:?}", glob.as_str()));
     }
     if pod.and_then(|p| p.metadata.labels.get(DEBUG_LABEL)).is_some_and(|v| v == DENY) {
         reasons.push(format!("pod {pod_name:?} is labelled {DEBUG_LABEL}: {DENY}"));

@@ -4,15 +4,21 @@
 //! in JSON, `snake_case` here).
 //!
 //! The SDK's light views (`egate_guest::pod`) leave out ports, probes,
-//! lifecycle handlers, SELinux, AppArmor, Windows options, sysctls and
-//! volume details, so this policy reads `request.object` itself.
+//! lifecycle handlers, SELinux, AppArmor, Windows options and sysctls, so
+//! this policy reads `request.object` itself; it reuses the SDK's volume
+//! view, string type and `null` handling.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use egate_guest::Error;
-use egate_guest::RawJson;
+use egate_guest::pod::nullable;
+use egate_guest::{Error, RawJson};
+
+/// A string borrowed from the request when it has no escapes.
+pub use egate_guest::pod::CowStr as Str;
+/// A pod volume: its name and the kinds of source set on it (the SDK's view).
+pub use egate_guest::pod::VolumeView as Volume;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -273,59 +279,6 @@ pub struct Sysctl<'a> {
     pub name: Cow<'a, str>,
 }
 
-/// A string borrowed from the request when it has no escapes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(transparent)]
-pub struct Str<'a>(#[serde(borrow)] pub Cow<'a, str>);
-
-impl std::ops::Deref for Str<'_> {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A pod volume: its name and the kinds of source set on it.
-#[derive(Debug, Clone, Default)]
-pub struct Volume<'a> {
-    /// `name`.
-    pub name: Cow<'a, str>,
-    /// The keys besides `name` whose value is not null (`hostPath`,
-    /// `secret`, ...); their contents are skipped.
-    pub sources: Vec<Cow<'a, str>>,
-}
-
-impl Volume<'_> {
-    /// Whether a source of this kind is set.
-    pub fn has(&self, kind: &str) -> bool {
-        self.sources.iter().any(|s| s == kind)
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Volume<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct VolumeVisitor<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for VolumeVisitor<'a> {
-            type Value = Volume<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a volume")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Volume<'a>, M::Error> {
-                let mut volume = Volume::default();
-                while let Some(Str(key)) = map.next_key()? {
-                    if key == "name" {
-                        volume.name = map.next_value::<Str>()?.0;
-                    } else if map.next_value::<Option<IgnoredAny>>()?.is_some() {
-                        volume.sources.push(key);
-                    }
-                }
-                Ok(volume)
-            }
-        }
-        deserializer.deserialize_map(VolumeVisitor(PhantomData))
-    }
-}
-
 /// `container.apparmor.security.beta.kubernetes.io/NAME`: the deprecated
 /// AppArmor annotations, still judged by the baseline level.
 pub const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
@@ -385,15 +338,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
         }
         deserializer.deserialize_any(AnnotationsVisitor(PhantomData))
     }
-}
-
-/// Reads `null` as the default value, as the Kubernetes API does.
-fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Parses `request.object` or `request.oldObject` as a [`Pod`]; a missing

@@ -1,0 +1,248 @@
+//! Loading a policy set: manifests, their modules (built-in, in the
+//! built-in library, or from a file) with digests checked, settings checked
+//! by the module, and CEL compiled.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use egate_abi::{BundledSettings, SettingsVerdict, exports};
+
+use super::{CelValidation, Policy, PolicySet};
+use crate::builtin;
+use crate::cel::{CelExpression, Reads, params_value};
+use crate::error::LoadError;
+use crate::manifest::{Manifest, ModuleSource, Validation, parse_manifests};
+use crate::matching::Matcher;
+use crate::sandbox::{GuestModule, Sandbox};
+
+impl PolicySet {
+    /// Loads every policy of the manifest files, compiling modules and
+    /// checking settings. Any error refuses the whole set.
+    pub fn load(sandbox: &Sandbox, manifest_paths: &[PathBuf]) -> Result<Self, LoadError> {
+        let mut texts = Vec::with_capacity(manifest_paths.len());
+        for path in manifest_paths {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| LoadError::ReadManifest { path: path.clone(), source })?;
+            texts.push((path.clone(), text));
+        }
+        Self::from_texts(sandbox, texts.iter().map(|(path, text)| (path.as_path(), text.as_str())))
+    }
+
+    /// Loads the policies of manifest text already in memory (a set
+    /// compiled into a binary, or read from the API server). `origin`
+    /// stands for the file the text would be: errors name it, and module
+    /// paths are relative to its directory.
+    ///
+    /// ```no_run
+    /// # use egate_engine::{PolicySet, Sandbox, SandboxConfig};
+    /// # use std::path::Path;
+    /// let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    /// let text = "apiVersion: egate.dev/v1\nkind: ClusterPolicy\nmetadata: {name: p}\n\
+    ///             spec: {match: {resources: [pods/ephemeralcontainers]}, module: builtin:privileged}\n";
+    /// let set = PolicySet::from_manifests(&sandbox, Path::new("inline.yaml"), text).unwrap();
+    /// assert_eq!(set.policies().len(), 1);
+    /// ```
+    pub fn from_manifests(sandbox: &Sandbox, origin: &Path, text: &str) -> Result<Self, LoadError> {
+        Self::from_texts(sandbox, [(origin, text)])
+    }
+
+    /// Loads the manifest texts in order, each with its origin.
+    fn from_texts<'a>(
+        sandbox: &Sandbox,
+        texts: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    ) -> Result<Self, LoadError> {
+        let mut modules: HashMap<ModuleSource, LoadedModule> = HashMap::new();
+        let mut library: Option<LoadedModule> = None;
+        let mut policies: Vec<Policy> = Vec::new();
+        for (path, text) in texts {
+            let manifests = parse_manifests(text).map_err(|error| error.in_file(path))?;
+            for manifest in manifests {
+                let policy = load_policy(sandbox, path, manifest, &mut modules, &mut library)?;
+                if let Some(first) = policies.iter().find(|p| p.name == policy.name) {
+                    return Err(LoadError::DuplicateName {
+                        name: policy.name,
+                        first: first.manifest_path.clone(),
+                        second: path.to_path_buf(),
+                    });
+                }
+                policies.push(policy);
+            }
+        }
+        // Stable: manifest order is kept within each group.
+        policies.sort_by_key(|p| !p.mutating);
+        let mut cel_reads = Reads::default();
+        for policy in &policies {
+            for expression in policy.cel_expressions() {
+                cel_reads.merge(expression.reads());
+            }
+        }
+        Ok(Self { policies, cel_reads })
+    }
+}
+
+fn load_policy(
+    sandbox: &Sandbox,
+    path: &Path,
+    manifest: Manifest,
+    modules: &mut HashMap<ModuleSource, LoadedModule>,
+    library: &mut Option<LoadedModule>,
+) -> Result<Policy, LoadError> {
+    let name = manifest.metadata.name.clone();
+    let mut bundled_as: Option<String> = None;
+    let module = match manifest.module_source(path.parent().unwrap_or(Path::new("."))) {
+        Some(source) => {
+            let loaded = match modules.get(&source) {
+                Some(loaded) => loaded.clone(),
+                None => {
+                    let loaded = compile(sandbox, path, &name, &source, library)?;
+                    modules.insert(source.clone(), loaded.clone());
+                    loaded
+                }
+            };
+            if let Some(expected) = manifest.spec.module_digest.as_ref().filter(|pin| **pin != loaded.digest) {
+                return Err(LoadError::DigestMismatch {
+                    policy: name,
+                    path: path.to_path_buf(),
+                    module: loaded.label,
+                    expected: expected.clone(),
+                    actual: loaded.digest,
+                });
+            }
+            if let (true, ModuleSource::Builtin(builtin)) = (loaded.bundled, &source) {
+                bundled_as = Some(builtin.clone());
+            }
+            Some(loaded.module)
+        }
+        None => None,
+    };
+    let spec = manifest.spec;
+    let settings = match &bundled_as {
+        // The built-in library learns which policy to run from its settings.
+        Some(builtin) => BundledSettings::to_json(builtin, &spec.settings),
+        None => serde_json::to_vec(&spec.settings),
+    }
+    .expect("JSON values serialise");
+    if let Some(module) = &module {
+        check_settings(module, &settings, spec.timeout_ms).map_err(|message| LoadError::Settings {
+            policy: name.clone(),
+            path: path.to_path_buf(),
+            message,
+        })?;
+    }
+    let cel_error = |rule: String, message: String| LoadError::Cel {
+        policy: name.clone(),
+        path: path.to_path_buf(),
+        rule,
+        message,
+    };
+    let conditions = spec
+        .match_conditions
+        .iter()
+        .map(|c| {
+            CelExpression::compile(&c.expression)
+                .map(|e| (c.name.clone(), e))
+                .map_err(|e| cel_error(format!("matchConditions {:?}", c.name), e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let validations = spec
+        .validations
+        .iter()
+        .enumerate()
+        .map(|(i, v)| compile_validation(v).map_err(|(field, m)| cel_error(format!("validations[{i}].{field}"), m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Policy {
+        name,
+        manifest_path: path.to_path_buf(),
+        action: spec.failure_action,
+        failure_policy: spec.failure_policy,
+        timeout_ms: spec.timeout_ms,
+        mutating: spec.mutating,
+        matcher: Matcher::new(spec.match_, spec.exclude),
+        conditions,
+        validations,
+        batched: bundled_as.is_some() && !spec.mutating && module.as_ref().is_some_and(GuestModule::can_batch),
+        module,
+        settings,
+        params: params_value(&spec.settings),
+    })
+}
+
+/// Asks the module whether it accepts the settings; the error is its message.
+fn check_settings(module: &GuestModule, settings: &[u8], timeout_ms: u64) -> Result<(), String> {
+    let output = module
+        .validate_settings(settings, timeout_ms)
+        .map_err(|e| format!("the module failed while checking them: {e}"))?;
+    let verdict: SettingsVerdict = serde_json::from_slice(&output)
+        .map_err(|e| format!("the module's {} returned no verdict JSON: {e}", exports::VALIDATE_SETTINGS.name))?;
+    if verdict.valid { Ok(()) } else { Err(verdict.message) }
+}
+
+/// Compiles a validation; the error names the field at fault.
+fn compile_validation(validation: &Validation) -> Result<CelValidation, (&'static str, String)> {
+    let rule = CelExpression::compile(&validation.expression).map_err(|e| ("expression", e.to_string()))?;
+    let message_expression = match &validation.message_expression {
+        Some(source) => Some(CelExpression::compile(source).map_err(|e| ("messageExpression", e.to_string()))?),
+        None => None,
+    };
+    Ok(CelValidation { rule, message: validation.message.clone(), message_expression })
+}
+
+/// A compiled module with what names it in messages.
+#[derive(Clone)]
+struct LoadedModule {
+    module: GuestModule,
+    label: String,
+    /// `sha256:HEX` of the module bytes: what `spec.moduleDigest` pins.
+    digest: String,
+    /// The built-in library, which learns the policy from its settings.
+    bundled: bool,
+}
+
+/// Compiles the module a source names. A built-in runs in the built-in
+/// library when egate has one ([`builtin::runs`]); the library is then
+/// compiled once per load and shared by every built-in policy, so they
+/// share one copy of their code, and its digest is what a pin checks.
+fn compile(
+    sandbox: &Sandbox,
+    path: &Path,
+    policy: &str,
+    source: &ModuleSource,
+    library: &mut Option<LoadedModule>,
+) -> Result<LoadedModule, LoadError> {
+    let module_error = |message: String| LoadError::Module { policy: policy.into(), path: path.to_path_buf(), message };
+    let (label, bytes, bundled): (String, Cow<[u8]>, bool) = match source {
+        ModuleSource::Builtin(name) => match builtin::runs(name) {
+            None => return Err(module_error(builtin::unknown(name))),
+            Some(builtin::Runs::Library(bytes)) => {
+                let label = format!("builtin:{name} (in egate's built-in library)");
+                if let Some(loaded) = library {
+                    return Ok(LoadedModule { label, ..loaded.clone() });
+                }
+                (label, Cow::Borrowed(bytes), true)
+            }
+            Some(builtin::Runs::Alone(bytes)) => (format!("builtin:{name}"), Cow::Borrowed(bytes), false),
+        },
+        ModuleSource::File(file) => {
+            let bytes =
+                std::fs::read(file).map_err(|e| module_error(format!("cannot read module {}: {e}", file.display())))?;
+            (file.display().to_string(), Cow::Owned(bytes), false)
+        }
+    };
+    let module = sandbox.load(&bytes).map_err(|error| LoadError::Abi {
+        policy: policy.into(),
+        path: path.to_path_buf(),
+        module: label.clone(),
+        error: Box::new(error),
+    })?;
+    let loaded = LoadedModule { module, label, digest: digest_of(&bytes), bundled };
+    if bundled {
+        *library = Some(loaded.clone());
+    }
+    Ok(loaded)
+}
+
+/// `sha256:HEX` of module bytes.
+pub(crate) fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", crate::cache::hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes)))
+}
