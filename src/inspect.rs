@@ -3,14 +3,14 @@
 //! it meets that ABI, its exports and imports with their wasm types, its
 //! size and sha256.
 
-use std::fmt::Write as _;
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use egate_engine::builtin;
 use clap::Args;
 use egate_abi::exports;
+use egate_engine::builtin;
 
 use crate::output::Output;
 use serde::Serialize;

@@ -38,29 +38,26 @@ const VALID: &str = "i64.const 14";
 const ALLOW: &str = "i64.const 0x0000004000000010";
 
 struct Fixture {
-    dir: tempfile::TempDir,
     sandbox: Sandbox,
 }
 
 impl Fixture {
     fn new() -> Self {
         let config = SandboxConfig { cache_dir: None, memory_limit_bytes: 16 << 20, ..SandboxConfig::default() };
-        Self { dir: tempfile::tempdir().unwrap(), sandbox: Sandbox::new(config).unwrap() }
+        Self { sandbox: Sandbox::new(config).unwrap() }
     }
 
-    /// Writes `wat` as NAME.wasm and a manifest for it; loads the set.
+    /// Loads `wat` as guests/NAME.wasm with a manifest guests/NAME.yaml for
+    /// it, both in memory.
     fn load(&self, name: &str, wat: &str, extra_spec: &str) -> Result<PolicySet, LoadError> {
-        std::fs::write(self.dir.path().join(format!("{name}.wasm")), wat::parse_str(wat).unwrap()).unwrap();
-        let manifest = self.dir.path().join(format!("{name}.yaml"));
-        std::fs::write(
-            &manifest,
-            format!(
-                "apiVersion: egate.dev/v1\nkind: ClusterPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
-                 match: {{resources: [\"pods/*\"]}}\n  module: {name}.wasm\n{extra_spec}"
-            ),
-        )
-        .unwrap();
-        PolicySet::load(&self.sandbox, &[manifest])
+        let module = wat::parse_str(wat).unwrap();
+        let manifest = format!(
+            "apiVersion: egate.dev/v1\nkind: ClusterPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+             match: {{resources: [\"pods/*\"]}}\n  module: {name}.wasm\n{extra_spec}"
+        );
+        let (origin, module_path) =
+            (PathBuf::from(format!("guests/{name}.yaml")), PathBuf::from(format!("guests/{name}.wasm")));
+        PolicySet::from_memory(&self.sandbox, &[(&origin, &manifest)], &[(&module_path, &module)])
     }
 }
 
@@ -191,7 +188,8 @@ fn settings_are_checked_by_the_module_at_load() {
 #[test]
 fn a_missing_module_file_is_named() {
     let f = Fixture::new();
-    let manifest: PathBuf = f.dir.path().join("lost.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest: PathBuf = dir.path().join("lost.yaml");
     std::fs::write(
         &manifest,
         "apiVersion: egate.dev/v1\nkind: ClusterPolicy\nmetadata: {name: lost}\nspec:\n  match: {resources: [pods]}\n  module: nowhere.wasm\n",

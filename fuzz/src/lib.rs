@@ -31,37 +31,19 @@ pub fn sandbox() -> Sandbox {
 }
 
 /// Loads a policy set from manifests given as `(file name, text)` and
-/// modules as `(file name, wasm bytes)`, written to a scratch directory
-/// that is removed once the set is loaded (modules are compiled in memory).
-/// A manifest may also be an existing file: pass its absolute path as the
-/// name and an empty text.
+/// modules as `(file name, wasm bytes)`, all in memory. A manifest may also
+/// be an existing file: pass its path as the name and an empty text.
 pub fn load_set(sandbox: &Sandbox, manifests: &[(&str, &str)], modules: &[(&str, Vec<u8>)]) -> PolicySet {
-    let dir = std::env::temp_dir().join(format!("egate-fuzz-{}-{}", std::process::id(), unique()));
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    for (name, bytes) in modules {
-        std::fs::write(dir.join(name), bytes).expect("write module");
-    }
-    let paths: Vec<PathBuf> = manifests
+    let texts: Vec<(&Path, String)> = manifests
         .iter()
         .map(|(name, text)| {
-            if text.is_empty() {
-                PathBuf::from(name)
-            } else {
-                let path = dir.join(name);
-                std::fs::write(&path, text).expect("write manifest");
-                path
-            }
+            let text = if text.is_empty() { std::fs::read_to_string(name).expect("read manifest") } else { text.to_string() };
+            (Path::new(*name), text)
         })
         .collect();
-    let set = PolicySet::load(sandbox, &paths);
-    let _ = std::fs::remove_dir_all(&dir);
-    set.unwrap_or_else(|e| panic!("the fuzz policy set does not load: {e}"))
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+    let texts: Vec<(&Path, &str)> = texts.iter().map(|(path, text)| (*path, text.as_str())).collect();
+    let modules: Vec<(&Path, &[u8])> = modules.iter().map(|(name, bytes)| (Path::new(*name), bytes.as_slice())).collect();
+    PolicySet::from_memory(sandbox, &texts, &modules).unwrap_or_else(|e| panic!("the fuzz policy set does not load: {e}"))
 }
 
 /// Digits of the decision length at the start of the request (in `uid`).

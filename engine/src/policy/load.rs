@@ -26,7 +26,7 @@ impl PolicySet {
                 .map_err(|source| LoadError::ReadManifest { path: path.clone(), source })?;
             texts.push((path.clone(), text));
         }
-        Self::from_texts(sandbox, texts.iter().map(|(path, text)| (path.as_path(), text.as_str())))
+        Self::from_texts(sandbox, texts.iter().map(|(path, text)| (path.as_path(), text.as_str())), &[])
     }
 
     /// Loads the policies of manifest text already in memory (a set
@@ -44,13 +44,27 @@ impl PolicySet {
     /// assert_eq!(set.policies().len(), 1);
     /// ```
     pub fn from_manifests(sandbox: &Sandbox, origin: &Path, text: &str) -> Result<Self, LoadError> {
-        Self::from_texts(sandbox, [(origin, text)])
+        Self::from_texts(sandbox, [(origin, text)], &[])
+    }
+
+    /// Loads manifests and module files that are all in memory: each
+    /// manifest with its origin as in [`PolicySet::from_manifests`], each
+    /// module file under the path a `spec.module` resolves to (relative to
+    /// its manifest's origin). Nothing is read from disk but what no
+    /// module file stands for.
+    pub fn from_memory(
+        sandbox: &Sandbox,
+        manifests: &[(&Path, &str)],
+        module_files: &[(&Path, &[u8])],
+    ) -> Result<Self, LoadError> {
+        Self::from_texts(sandbox, manifests.iter().copied(), module_files)
     }
 
     /// Loads the manifest texts in order, each with its origin.
     fn from_texts<'a>(
         sandbox: &Sandbox,
         texts: impl IntoIterator<Item = (&'a Path, &'a str)>,
+        module_files: &[(&Path, &[u8])],
     ) -> Result<Self, LoadError> {
         let mut modules: HashMap<ModuleSource, LoadedModule> = HashMap::new();
         let mut library: Option<LoadedModule> = None;
@@ -58,7 +72,7 @@ impl PolicySet {
         for (path, text) in texts {
             let manifests = parse_manifests(text).map_err(|error| error.in_file(path))?;
             for manifest in manifests {
-                let policy = load_policy(sandbox, path, manifest, &mut modules, &mut library)?;
+                let policy = load_policy(sandbox, path, manifest, module_files, &mut modules, &mut library)?;
                 if let Some(first) = policies.iter().find(|p| p.name == policy.name) {
                     return Err(LoadError::DuplicateName {
                         name: policy.name,
@@ -85,6 +99,7 @@ fn load_policy(
     sandbox: &Sandbox,
     path: &Path,
     manifest: Manifest,
+    module_files: &[(&Path, &[u8])],
     modules: &mut HashMap<ModuleSource, LoadedModule>,
     library: &mut Option<LoadedModule>,
 ) -> Result<Policy, LoadError> {
@@ -95,7 +110,7 @@ fn load_policy(
             let loaded = match modules.get(&source) {
                 Some(loaded) => loaded.clone(),
                 None => {
-                    let loaded = compile(sandbox, path, &name, &source, library)?;
+                    let loaded = compile(sandbox, path, &name, &source, module_files, library)?;
                     modules.insert(source.clone(), loaded.clone());
                     loaded
                 }
@@ -208,6 +223,7 @@ fn compile(
     path: &Path,
     policy: &str,
     source: &ModuleSource,
+    module_files: &[(&Path, &[u8])],
     library: &mut Option<LoadedModule>,
 ) -> Result<LoadedModule, LoadError> {
     let module_error = |message: String| LoadError::Module { policy: policy.into(), path: path.to_path_buf(), message };
@@ -224,9 +240,14 @@ fn compile(
             Some(builtin::Runs::Alone(bytes)) => (format!("builtin:{name}"), Cow::Borrowed(bytes), false),
         },
         ModuleSource::File(file) => {
-            let bytes =
-                std::fs::read(file).map_err(|e| module_error(format!("cannot read module {}: {e}", file.display())))?;
-            (file.display().to_string(), Cow::Owned(bytes), false)
+            let bytes = match module_files.iter().find(|(path, _)| path == file) {
+                Some((_, bytes)) => Cow::Borrowed(*bytes),
+                None => Cow::Owned(
+                    std::fs::read(file)
+                        .map_err(|e| module_error(format!("cannot read module {}: {e}", file.display())))?,
+                ),
+            };
+            (file.display().to_string(), bytes, false)
         }
     };
     let module = sandbox.load(&bytes).map_err(|error| LoadError::Abi {
