@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use egate_engine::{AdmissionResponse, PolicySet};
+use json_patch::PatchOperation;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -181,21 +182,22 @@ fn check_patched(expected: &FileRef<ObjectFile>, review: &[u8], response: &Admis
         Ok(object) => object,
         Err(e) => return Some(e),
     };
-    let mut differences = Vec::new();
-    diff("", &expected.loaded.0, &object, &mut differences);
+    let differences = differences(&expected.loaded.0, &object);
     if differences.is_empty() {
         return None;
     }
-    let shown = differences.len().min(5);
     let mut text = format!("the patched object differs from {}:", expected.written);
-    for difference in &differences[..shown] {
+    for difference in differences.iter().take(SHOWN_DIFFERENCES) {
         let _ = write!(text, "\n{difference}");
     }
-    if differences.len() > shown {
-        let _ = write!(text, "\n... and {} more", differences.len() - shown);
+    if differences.len() > SHOWN_DIFFERENCES {
+        let _ = write!(text, "\n... and {} more", differences.len() - SHOWN_DIFFERENCES);
     }
     Some(text)
 }
+
+/// How many differences a failure lists; the first few say what went wrong.
+const SHOWN_DIFFERENCES: usize = 5;
 
 /// The request's object with the response's combined patch applied.
 fn patched_object(review: &[u8], response: &AdmissionResponse) -> Result<Value, String> {
@@ -213,30 +215,52 @@ fn patched_object(review: &[u8], response: &AdmissionResponse) -> Result<Value, 
     Ok(object)
 }
 
-/// The JSON Pointers where `got` differs from `want`.
-fn diff(at: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
-    match (want, got) {
-        (Value::Object(w), Value::Object(g)) => {
-            for (key, value) in w {
-                let path = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
-                match g.get(key) {
-                    Some(other) => diff(&path, value, other, out),
-                    None => out.push(format!("{path}: expected {value}, got nothing")),
-                }
+/// Where `got` differs from `want`, one line each: the JSON Pointer, and
+/// what was expected and got there. Read off the patch that would turn
+/// `got` into `want`, so `want`'s members come first, in its order.
+fn differences(want: &Value, got: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut last_removed: Option<(String, usize)> = None;
+    for operation in json_patch::diff(got, want).0 {
+        let line = match &operation {
+            PatchOperation::Replace(op) => {
+                let pointer = op.path.as_str();
+                format!("{}: expected {}, got {}", shown(pointer), op.value, at(got, pointer))
             }
-            for (key, value) in g.iter().filter(|(k, _)| !w.contains_key(*k)) {
-                let path = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
-                out.push(format!("{path}: expected nothing, got {value}"));
+            PatchOperation::Add(op) => format!("{}: expected {}, got nothing", shown(op.path.as_str()), op.value),
+            PatchOperation::Remove(op) => {
+                let pointer = removed_pointer(op.path.as_str(), &mut last_removed);
+                format!("{}: expected nothing, got {}", shown(&pointer), at(got, &pointer))
             }
-        }
-        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
-            for (i, (a, b)) in w.iter().zip(g).enumerate() {
-                diff(&format!("{at}/{i}"), a, b, out);
-            }
-        }
-        _ if want == got => {}
-        _ => out.push(format!("{}: expected {want}, got {got}", if at.is_empty() { "/" } else { at })),
+            // diff yields nothing else; said plainly should that change.
+            other => format!("{}: differs ({other})", shown(other.path().as_str())),
+        };
+        out.push(line);
     }
+    out
+}
+
+/// Removals of an array's trailing elements all name the same index, each
+/// applying after the one before; this names each at its own index in `got`.
+fn removed_pointer(path: &str, last: &mut Option<(String, usize)>) -> String {
+    let repeat = match last {
+        Some((previous, repeat)) if previous == path => *repeat + 1,
+        _ => 0,
+    };
+    *last = Some((path.to_string(), repeat));
+    match path.rsplit_once('/').map(|(parent, index)| (parent, index.parse::<usize>())) {
+        Some((parent, Ok(index))) if repeat > 0 => format!("{parent}/{}", index + repeat),
+        _ => path.to_string(),
+    }
+}
+
+fn at<'a>(value: &'a Value, pointer: &str) -> &'a Value {
+    value.pointer(pointer).unwrap_or(&Value::Null)
+}
+
+/// The root's pointer is empty; "/" reads better in a list of pointers.
+fn shown(pointer: &str) -> &str {
+    if pointer.is_empty() { "/" } else { pointer }
 }
 
 #[cfg(test)]
@@ -245,14 +269,71 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn diff_names_the_pointers_that_differ() {
+    fn differences_name_the_pointers_and_both_values() {
         let want = json!({"spec": {"a": 1, "b": [1, 2], "c/d": true}});
         let got = json!({"spec": {"a": 2, "b": [1, 2], "e": null}});
-        let mut out = Vec::new();
-        diff("", &want, &got, &mut out);
-        assert_eq!(out.len(), 3, "{out:?}");
-        assert!(out.contains(&"/spec/a: expected 1, got 2".to_string()));
-        assert!(out.contains(&"/spec/c~1d: expected true, got nothing".to_string()));
-        assert!(out.contains(&"/spec/e: expected nothing, got null".to_string()));
+        assert_eq!(
+            differences(&want, &got),
+            [
+                "/spec/a: expected 1, got 2",
+                "/spec/c~1d: expected true, got nothing",
+                "/spec/e: expected nothing, got null",
+            ]
+        );
+        assert!(differences(&want, &want).is_empty());
+        assert_eq!(differences(&json!(1), &json!({"a": 1})), [r#"/: expected 1, got {"a":1}"#]);
+    }
+
+    #[test]
+    fn differences_in_array_lengths_name_each_element_at_its_index() {
+        let want = json!({"list": ["a", "b"]});
+        let got = json!({"list": ["a", "x", "c", "d"]});
+        assert_eq!(
+            differences(&want, &got),
+            [
+                r#"/list/1: expected "b", got "x""#,
+                r#"/list/2: expected nothing, got "c""#,
+                r#"/list/3: expected nothing, got "d""#,
+            ]
+        );
+        assert_eq!(
+            differences(&got, &want),
+            [
+                r#"/list/1: expected "x", got "b""#,
+                r#"/list/2: expected "c", got nothing"#,
+                r#"/list/3: expected "d", got nothing"#,
+            ]
+        );
+    }
+
+    fn expected_file(value: Value) -> FileRef<ObjectFile> {
+        FileRef { written: "want.yaml".to_string(), loaded: ObjectFile(value) }
+    }
+
+    fn allowed_with(patch: Option<&str>) -> AdmissionResponse {
+        let patch = patch.map(|p| base64::engine::general_purpose::STANDARD.encode(p));
+        AdmissionResponse { allowed: true, patch, ..Default::default() }
+    }
+
+    #[test]
+    fn a_patched_object_lists_five_differences_and_counts_the_rest() {
+        let review = serde_json::to_vec(&json!({"request": {"object": {"a": 0}}})).unwrap();
+        let want = json!({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7});
+        let failure = check_patched(&expected_file(want), &review, &allowed_with(None)).unwrap();
+        let lines: Vec<&str> = failure.lines().collect();
+        assert_eq!(lines[0], "the patched object differs from want.yaml:");
+        assert_eq!(lines[1], "/a: expected 1, got 0");
+        assert_eq!(lines[2], "/b: expected 2, got nothing");
+        assert_eq!(lines.len(), 7, "{failure}");
+        assert_eq!(lines[6], "... and 2 more");
+    }
+
+    #[test]
+    fn the_patch_is_applied_before_comparing() {
+        let review = serde_json::to_vec(&json!({"request": {"object": {"a": 0}}})).unwrap();
+        let response = allowed_with(Some(r#"[{"op": "replace", "path": "/a", "value": 1}]"#));
+        assert_eq!(check_patched(&expected_file(json!({"a": 1})), &review, &response), None);
+        let failure = check_patched(&expected_file(json!({"a": 2})), &review, &response).unwrap();
+        assert_eq!(failure, "the patched object differs from want.yaml:\n/a: expected 2, got 1");
     }
 }
