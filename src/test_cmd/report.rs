@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::Result;
+use quick_junit as junit;
 use serde_json::{Value, json};
 
 use super::Output;
-use super::run::{Got, SuiteReport};
+use super::run::{CaseReport, Got, SuiteReport};
 use super::suite::SuiteError;
 
 /// Prints the results in the format asked for.
@@ -23,7 +24,7 @@ pub fn print(output: Output, reports: &[SuiteReport], invalid: &[SuiteError]) ->
             println!("{passed} passed, {failed} failed");
         }
         Output::Json => println!("{}", serde_json::to_string_pretty(&json_report(reports, invalid, passed, failed))?),
-        Output::Junit => print!("{}", junit_report(reports, invalid)),
+        Output::Junit => print!("{}", junit_report(reports, invalid)?),
     }
     Ok(())
 }
@@ -108,100 +109,115 @@ fn json_report(reports: &[SuiteReport], invalid: &[SuiteError], passed: usize, f
 /// JUnit XML as CI systems read it: a testsuite per suite, a testcase per
 /// case, `<failure>` for a failed case, and an `<error>` testsuite per
 /// invalid suite.
-fn junit_report(reports: &[SuiteReport], invalid: &[SuiteError]) -> String {
-    let total: usize = reports.iter().map(|r| r.cases.len()).sum::<usize>() + invalid.len();
-    let failures = reports.iter().map(SuiteReport::failed).sum::<usize>();
-    let seconds = |d: Duration| format!("{:.6}", d.as_secs_f64());
-    let all_time: Duration = reports.iter().map(SuiteReport::time).sum();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        r#"<testsuites name="egate test" tests="{total}" failures="{failures}" errors="{}" time="{}">"#,
-        invalid.len(),
-        seconds(all_time)
-    );
-    for report in reports {
-        let file = xml(&report.file.display().to_string());
-        let name = xml(&report.name);
-        let failed = report.failed();
-        let time = report.time();
-        let _ = writeln!(
-            out,
-            r#"  <testsuite name="{name}" file="{file}" tests="{}" failures="{failed}" errors="0" time="{}">"#,
-            report.cases.len(),
-            seconds(time)
-        );
-        for case in &report.cases {
-            let _ = write!(
-                out,
-                r#"    <testcase name="{}" classname="{name}" file="{file}" time="{}""#,
-                xml(&case.name),
-                seconds(case.time)
-            );
-            if case.passed() {
-                out.push_str("/>\n");
-                continue;
-            }
-            out.push_str(">\n");
-            let mut details = case.failures.join("\n");
-            if let Some(got) = &case.got {
-                let _ = write!(details, "\ngot: {}", got.summary());
-                if let Some(message) = &got.message {
-                    let _ = write!(details, ": {message}");
-                }
-            }
-            let _ = writeln!(
-                out,
-                r#"      <failure message="{}" type="egate.expectation">{}</failure>"#,
-                xml(case.failures.first().map(String::as_str).unwrap_or_default()),
-                xml(&details)
-            );
-            out.push_str("    </testcase>\n");
-        }
-        out.push_str("  </testsuite>\n");
-    }
-    for error in invalid {
-        let file = xml(&error.file.display().to_string());
-        let _ =
-            writeln!(out, r#"  <testsuite name="{file}" file="{file}" tests="1" failures="0" errors="1" time="0">"#);
-        let _ = writeln!(out, r#"    <testcase name="load the suite" classname="{file}" file="{file}" time="0">"#);
-        let _ = writeln!(
-            out,
-            r#"      <error message="{}" type="egate.invalid-suite">{}</error>"#,
-            xml(&error.message),
-            xml(&error.to_string())
-        );
-        out.push_str("    </testcase>\n  </testsuite>\n");
-    }
-    out.push_str("</testsuites>\n");
-    out
+fn junit_report(reports: &[SuiteReport], invalid: &[SuiteError]) -> Result<String> {
+    let mut junit = junit::Report::new("egate test");
+    junit.set_time(reports.iter().map(SuiteReport::time).sum());
+    junit.add_test_suites(reports.iter().map(junit_suite));
+    junit.add_test_suites(invalid.iter().map(junit_invalid_suite));
+    Ok(junit.to_string()?)
 }
 
-/// Escapes text for XML attributes and content; drops characters XML 1.0 forbids.
-fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' | '\r' => out.push(' '),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
+fn junit_suite(report: &SuiteReport) -> junit::TestSuite {
+    let file = report.file.display().to_string();
+    let mut suite = junit::TestSuite::new(&report.name);
+    suite.set_time(report.time());
+    suite.extra.insert("file".into(), file.as_str().into());
+    suite.add_test_cases(report.cases.iter().map(|case| junit_case(case, &report.name, &file)));
+    suite
+}
+
+fn junit_case(case: &CaseReport, suite: &str, file: &str) -> junit::TestCase {
+    let status = if case.passed() {
+        junit::TestCaseStatus::success()
+    } else {
+        let mut status = junit::TestCaseStatus::non_success(junit::NonSuccessKind::Failure);
+        let first = case.failures.first().map(String::as_str).unwrap_or_default();
+        status.set_message(first).set_type("egate.expectation").set_description(failure_details(case));
+        status
+    };
+    let mut test_case = junit::TestCase::new(&case.name, status);
+    test_case.set_classname(suite).set_time(case.time);
+    test_case.extra.insert("file".into(), file.into());
+    test_case
+}
+
+/// Every failure, then what the case got.
+fn failure_details(case: &CaseReport) -> String {
+    let mut details = case.failures.join("\n");
+    if let Some(got) = &case.got {
+        let _ = write!(details, "\ngot: {}", got.summary());
+        if let Some(message) = &got.message {
+            let _ = write!(details, ": {message}");
         }
     }
-    out
+    details
+}
+
+/// A suite that could not be loaded: one test case, "load the suite", in error.
+fn junit_invalid_suite(error: &SuiteError) -> junit::TestSuite {
+    let file = error.file.display().to_string();
+    let mut status = junit::TestCaseStatus::non_success(junit::NonSuccessKind::Error);
+    status.set_message(&error.message).set_type("egate.invalid-suite").set_description(error.to_string());
+    let mut case = junit::TestCase::new("load the suite", status);
+    case.set_classname(&file).set_time(Duration::ZERO);
+    case.extra.insert("file".into(), file.as_str().into());
+    let mut suite = junit::TestSuite::new(&file);
+    suite.set_time(Duration::ZERO);
+    suite.extra.insert("file".into(), file.as_str().into());
+    suite.add_test_case(case);
+    suite
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    fn case(name: &str, failures: &[&str]) -> CaseReport {
+        CaseReport {
+            name: name.to_string(),
+            expect: json!({"allowed": true}),
+            expected: "allowed",
+            got: None,
+            failures: failures.iter().map(|f| f.to_string()).collect(),
+            time: Duration::from_millis(2),
+        }
+    }
 
     #[test]
-    fn xml_is_escaped() {
-        assert_eq!(xml("a<b & \"c\"\n"), "a&lt;b &amp; &quot;c&quot;&#10;");
+    fn junit_has_a_suite_per_suite_a_failure_per_failed_case_and_an_error_per_invalid_suite() {
+        let report = SuiteReport {
+            file: PathBuf::from("s.egate-test.yaml"),
+            name: "s".to_string(),
+            cases: vec![case("ok", &[]), case("bad <one>", &["expected \"x\"", "and more"])],
+        };
+        let invalid = SuiteError {
+            file: PathBuf::from("bad.egate-test.yaml"),
+            line: Some(4),
+            column: None,
+            message: "cases is empty".to_string(),
+        };
+        let xml = junit_report(&[report], &[invalid]).unwrap();
+        assert!(
+            xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"egate test\" tests=\"3\"")
+        );
+        assert!(xml.contains(r#"failures="1" errors="1""#), "{xml}");
+        assert!(xml.contains(r#"<testcase name="ok" classname="s" time="0.002" file="s.egate-test.yaml"/>"#), "{xml}");
+        assert!(xml.contains(r#"<testcase name="bad &lt;one&gt;" classname="s""#), "{xml}");
+        assert!(
+            xml.contains(
+                r#"<failure message="expected &quot;x&quot;" type="egate.expectation">expected &quot;x&quot;"#
+            ),
+            "{xml}"
+        );
+        assert!(xml.contains("and more</failure>"), "{xml}");
+        assert!(xml.contains(r#"<testsuite name="bad.egate-test.yaml" tests="1" skipped="0" errors="1" failures="0""#));
+        assert!(
+            xml.contains(
+                r#"<error message="cases is empty" type="egate.invalid-suite">bad.egate-test.yaml:4: invalid test suite: cases is empty</error>"#
+            ),
+            "{xml}"
+        );
+        assert!(xml.ends_with("</testsuites>\n"), "{xml}");
     }
 }
