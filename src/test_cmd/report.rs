@@ -29,45 +29,18 @@ pub fn print(output: Output, reports: &[SuiteReport], invalid: &[SuiteError]) ->
     Ok(())
 }
 
+const HEADER: [&str; 4] = ["CASE", "EXPECTED", "GOT", "TIME"];
+
+/// A table per suite: a row per case, its failures under it.
 fn text_table(report: &SuiteReport) -> String {
-    let rows: Vec<[String; 4]> = report
-        .cases
-        .iter()
-        .map(|c| {
-            let got = c.got.as_ref().map_or_else(|| "error".to_string(), Got::summary);
-            [c.name.clone(), c.expected.to_string(), got, format!("{:.2} ms", c.time.as_secs_f64() * 1e3)]
-        })
-        .collect();
-    let header = ["CASE", "EXPECTED", "GOT", "TIME"];
-    let widths: Vec<usize> =
-        (0..4).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    let _ = writeln!(out, "{} ({})", report.name, report.file.display());
-    let _ = writeln!(
-        out,
-        "        {:w0$}  {:w1$}  {:w2$}  {}",
-        header[0],
-        header[1],
-        header[2],
-        header[3],
-        w0 = widths[0],
-        w1 = widths[1],
-        w2 = widths[2]
-    );
-    for (case, row) in report.cases.iter().zip(&rows) {
+    let rows: Vec<[String; 4]> = report.cases.iter().map(text_row).collect();
+    let [w0, w1, w2, w3] = column_widths(&rows);
+    let [case, expected, got, time] = HEADER;
+    let mut out = format!("{} ({})\n", report.name, report.file.display());
+    let _ = writeln!(out, "        {case:w0$}  {expected:w1$}  {got:w2$}  {time}");
+    for (case, [name, expected, got, time]) in report.cases.iter().zip(&rows) {
         let mark = if case.passed() { "  ok  " } else { "  FAIL" };
-        let _ = writeln!(
-            out,
-            "{mark}  {:w0$}  {:w1$}  {:w2$}  {:>w3$}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3]
-        );
+        let _ = writeln!(out, "{mark}  {name:w0$}  {expected:w1$}  {got:w2$}  {time:>w3$}");
         for failure in &case.failures {
             let _ = writeln!(out, "          - {}", failure.replace('\n', "\n              "));
         }
@@ -76,34 +49,42 @@ fn text_table(report: &SuiteReport) -> String {
     out
 }
 
+fn text_row(case: &CaseReport) -> [String; 4] {
+    let got = case.got.as_ref().map_or_else(|| "error".to_string(), Got::summary);
+    let time = format!("{:.2} ms", case.time.as_secs_f64() * 1e3);
+    [case.name.clone(), case.expected.to_string(), got, time]
+}
+
+/// Each column as wide as its widest cell, or its header.
+fn column_widths(rows: &[[String; 4]]) -> [usize; 4] {
+    std::array::from_fn(|i| rows.iter().map(|row| row[i].chars().count()).chain([HEADER[i].len()]).max().unwrap_or(0))
+}
+
 fn json_report(reports: &[SuiteReport], invalid: &[SuiteError], passed: usize, failed: usize) -> Value {
-    let suites: Vec<Value> = reports
-        .iter()
-        .map(|r| {
-            let cases: Vec<Value> = r
-                .cases
-                .iter()
-                .map(|c| {
-                    json!({
-                        "name": c.name,
-                        "passed": c.passed(),
-                        "expected": c.expect,
-                        "got": c.got,
-                        "failures": c.failures,
-                        "timeMs": c.time.as_secs_f64() * 1e3,
-                    })
-                })
-                .collect();
-            json!({
-                "file": r.file.display().to_string(),
-                "name": r.name,
-                "passed": r.passed(),
-                "failed": r.failed(),
-                "cases": cases,
-            })
-        })
-        .collect();
+    let suites: Vec<Value> = reports.iter().map(json_suite).collect();
     json!({"suites": suites, "invalid": invalid, "passed": passed, "failed": failed})
+}
+
+fn json_suite(report: &SuiteReport) -> Value {
+    let cases: Vec<Value> = report.cases.iter().map(json_case).collect();
+    json!({
+        "file": report.file.display().to_string(),
+        "name": report.name,
+        "passed": report.passed(),
+        "failed": report.failed(),
+        "cases": cases,
+    })
+}
+
+fn json_case(case: &CaseReport) -> Value {
+    json!({
+        "name": case.name,
+        "passed": case.passed(),
+        "expected": case.expect,
+        "got": case.got,
+        "failures": case.failures,
+        "timeMs": case.time.as_secs_f64() * 1e3,
+    })
 }
 
 /// JUnit XML as CI systems read it: a testsuite per suite, a testcase per
