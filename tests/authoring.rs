@@ -134,17 +134,30 @@ fn junit_output_has_a_testsuite_per_suite_and_a_failure_per_failed_case() {
     assert_eq!(code(&out), 1);
     let xml = stdout(&out);
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites "), "{xml}");
-    assert!(xml.contains(r#"<testsuites name="egate test" tests="3" failures="2" errors="0""#), "{xml}");
-    assert!(
-        xml.contains(r#"<testsuite name="demo" file="./demo.egate-test.yaml" tests="3" failures="2" errors="0""#),
-        "{xml}"
-    );
+    let suites = opening_tag(&xml, "<testsuites ");
+    for attribute in [r#"name="egate test""#, r#"tests="3""#, r#"failures="2""#, r#"errors="0""#] {
+        assert!(suites.contains(attribute), "{attribute} in {suites}");
+    }
+    let suite = opening_tag(&xml, "<testsuite ");
+    for attribute in
+        [r#"name="demo""#, r#"file="./demo.egate-test.yaml""#, r#"tests="3""#, r#"failures="2""#, r#"errors="0""#]
+    {
+        assert!(suite.contains(attribute), "{attribute} in {suite}");
+    }
     assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
     assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
     assert!(xml.contains(r#"<testcase name="restricted is allowed" classname="demo""#), "{xml}");
     assert!(xml.contains("&quot;dbg&quot;"), "quotes in messages are escaped: {xml}");
     assert!(xml.trim_end().ends_with("</testsuites>"), "{xml}");
     assert_eq!(xml.matches("<testsuite ").count(), xml.matches("</testsuite>").count());
+}
+
+/// The first tag of `xml` that starts with `start`, up to its `>`: its
+/// attributes, in whatever order the writer put them.
+fn opening_tag<'a>(xml: &'a str, start: &str) -> &'a str {
+    let at = xml.find(start).unwrap_or_else(|| panic!("no {start} in {xml}"));
+    let len = xml[at..].find('>').expect("the tag ends");
+    &xml[at..at + len]
 }
 
 /// Runs `egate test` on a suite with these cases, expecting exit 2; returns stderr.
