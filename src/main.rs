@@ -4,6 +4,7 @@
 
 mod bench;
 mod build_cmd;
+mod cluster;
 mod debug_request;
 mod eval;
 mod inspect;
@@ -44,6 +45,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run the admission webhook: AdmissionReview over TLS on /validate and /mutate.
     Serve(serve::ServeArgs),
+    /// Print egate's CustomResourceDefinitions (ClusterPolicy, Policy) as YAML, for `kubectl apply -f -`.
+    Crds,
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Scaffold(args) => scaffold::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Crds => cluster::crd::print_definitions(),
     };
     match outcome {
         Ok(code) => code,

@@ -68,6 +68,8 @@ pub mod matching;
 mod policy;
 pub mod review;
 mod sandbox;
+#[cfg(feature = "schema")]
+mod schema;
 mod wasi;
 pub mod yaml;
 

@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 
 use egate_abi::Glob;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::LoadError;
 use crate::yaml::YamlError;
@@ -52,6 +52,9 @@ pub struct Manifest {
 pub struct Metadata {
     /// Unique name; every message of the policy starts with it.
     pub name: String,
+    /// The namespace of a `kind: Policy`, the only one it judges.
+    #[serde(default)]
+    pub namespace: Option<String>,
     /// Free-form labels.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
@@ -61,7 +64,8 @@ pub struct Metadata {
 }
 
 /// The policy's spec.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Spec {
     /// What a violation does.
@@ -77,11 +81,11 @@ pub struct Spec {
     #[serde(rename = "match")]
     pub match_: ResourceFilter,
     /// Requests the policy skips even when they match.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude: Option<ResourceFilter>,
     /// `builtin:NAME` or a path to a `.wasm`, relative to the manifest.
     /// Optional when `validations` say everything.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
     /// CEL conditions that must all be true for the policy to judge a request.
     #[serde(default)]
@@ -90,10 +94,11 @@ pub struct Spec {
     #[serde(default)]
     pub validations: Vec<Validation>,
     /// `sha256:HEX` the module must have; loading fails on a mismatch.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module_digest: Option<String>,
     /// Settings handed to the module, checked when the policy loads.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::any_value"))]
     pub settings: serde_json::Value,
     /// Whether the module may return JSON Patch operations.
     #[serde(default)]
@@ -101,7 +106,8 @@ pub struct Spec {
 }
 
 /// A named CEL condition (`matchConditions`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MatchCondition {
     /// Name, used in messages.
@@ -112,16 +118,17 @@ pub struct MatchCondition {
 
 /// A CEL rule (`validations`): the request violates the policy when
 /// `expression` is false.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Validation {
     /// CEL expression yielding a bool.
     pub expression: String,
     /// Message when it is false.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// CEL expression yielding the message (wins over `message`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_expression: Option<String>,
 }
 
@@ -132,7 +139,8 @@ fn default_timeout() -> u64 {
 /// What a violation of the policy does to the request: the manifest field
 /// `failureAction` (named as Kyverno names it; in Rust it is the action
 /// taken on a violation, beside [`FailurePolicy`] for failures).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ViolationAction {
     /// Deny the request.
     #[default]
@@ -144,7 +152,8 @@ pub enum ViolationAction {
 }
 
 /// What happens when the policy cannot decide (trap, timeout, bad output).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum FailurePolicy {
     /// Deny the request.
     #[default]
@@ -155,28 +164,32 @@ pub enum FailurePolicy {
 
 /// `match` and `exclude`: which requests a policy concerns. An empty list
 /// means any; globs are Kyverno-style (`*` any run, `/` included; `?` one).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResourceFilter {
     /// `pods`, `pods/ephemeralcontainers`, `pods/*`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub resources: Vec<Glob>,
     /// `CREATE`, `UPDATE`, `DELETE`, `CONNECT`, `*`.
     #[serde(default)]
     pub operations: Vec<String>,
     /// Namespace globs.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub namespaces: Vec<Glob>,
     /// Labels of the object (`object`, else `oldObject`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
     /// Who sent the request.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subjects: Option<Subjects>,
 }
 
 /// A Kubernetes label selector.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LabelSelector {
     /// Labels that must have these values.
@@ -188,7 +201,8 @@ pub struct LabelSelector {
 }
 
 /// One `matchExpressions` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LabelRequirement {
     /// Label key.
@@ -201,7 +215,8 @@ pub struct LabelRequirement {
 }
 
 /// `matchExpressions` operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum LabelOperator {
     /// The label's value is one of `values`.
     In,
@@ -215,17 +230,21 @@ pub enum LabelOperator {
 
 /// Requesters a filter names; a request matches when its user matches any.
 /// Names are globs.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Subjects {
     /// User names (`alice`, `system:serviceaccount:ns:name`).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub users: Vec<Glob>,
     /// Groups.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub groups: Vec<Glob>,
     /// Service accounts as `namespace/name`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub service_accounts: Vec<Glob>,
 }
 
@@ -239,6 +258,15 @@ pub enum ModuleSource {
 }
 
 impl Manifest {
+    /// The name messages, metrics and reports give the policy: its
+    /// `metadata.name`, or `NAMESPACE/NAME` for a namespaced `Policy`.
+    pub fn policy_name(&self) -> String {
+        match &self.metadata.namespace {
+            Some(namespace) => format!("{namespace}/{}", self.metadata.name),
+            None => self.metadata.name.clone(),
+        }
+    }
+
     /// Where the module comes from, a path resolved against `manifest_dir`;
     /// `None` for a CEL-only policy.
     pub fn module_source(&self, manifest_dir: &Path) -> Option<ModuleSource> {
@@ -254,8 +282,25 @@ impl Manifest {
         if self.api_version != API_VERSION {
             return Err(format!("apiVersion is {:?}: write apiVersion: {API_VERSION}", self.api_version));
         }
-        if self.kind != "ClusterPolicy" && self.kind != "Policy" {
-            return Err(format!("kind is {:?}: write kind: ClusterPolicy", self.kind));
+        match (self.kind.as_str(), &self.metadata.namespace) {
+            ("ClusterPolicy", None) | ("Policy", Some(_)) => {}
+            ("ClusterPolicy", Some(namespace)) => {
+                return Err(format!(
+                    "a ClusterPolicy judges every namespace and has no metadata.namespace, but this one has {namespace:?}: \
+                     remove it, or write kind: Policy to judge only that namespace"
+                ));
+            }
+            ("Policy", None) => {
+                return Err(
+                    "a Policy judges only its own namespace: give it a metadata.namespace, or write kind: ClusterPolicy"
+                        .to_string(),
+                );
+            }
+            (kind, _) => {
+                return Err(format!(
+                    "kind is {kind:?}: write kind: ClusterPolicy (or Policy, with a metadata.namespace)"
+                ));
+            }
         }
         let name = &self.metadata.name;
         let valid_name = !name.is_empty()

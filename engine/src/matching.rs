@@ -13,17 +13,27 @@ use crate::review::RequestFacts;
 pub struct Matcher {
     include: ResourceFilter,
     exclude: Option<ResourceFilter>,
+    /// The namespace of a namespaced `Policy`: it judges nothing else.
+    namespace: Option<String>,
 }
 
 impl Matcher {
     /// From a manifest's `spec.match` and `spec.exclude`.
     pub fn new(include: ResourceFilter, exclude: Option<ResourceFilter>) -> Self {
-        Self { include, exclude }
+        Self { include, exclude, namespace: None }
     }
 
-    /// A request is judged when it matches and is not excluded.
+    /// Judges only requests in `namespace`, when it is given.
+    pub fn within(self, namespace: Option<String>) -> Self {
+        Self { namespace, ..self }
+    }
+
+    /// A request is judged when it is in the policy's namespace (if it has
+    /// one), matches and is not excluded.
     pub fn judges(&self, facts: &RequestFacts) -> bool {
-        filter_holds(&self.include, facts, true) && !self.exclude.as_ref().is_some_and(|ex| excludes(ex, facts))
+        self.namespace.as_deref().is_none_or(|own| facts.namespace.as_deref() == Some(own))
+            && filter_holds(&self.include, facts, true)
+            && !self.exclude.as_ref().is_some_and(|ex| excludes(ex, facts))
     }
 }
 

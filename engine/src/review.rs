@@ -147,6 +147,9 @@ struct LabelsOnly {
 /// `request.resource`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Resource<'a> {
+    /// API group, empty for the core group (`pods`).
+    #[serde(borrow, default)]
+    pub group: Cow<'a, str>,
     /// Resource name (`pods`).
     #[serde(borrow)]
     pub resource: Cow<'a, str>,

@@ -18,7 +18,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use egate_engine::review::Review;
-use egate_engine::{Mode, PolicySet, RequestSummary, Verdict};
+use egate_engine::{Mode, PolicySet, RequestSummary, Sandbox, Verdict};
 use tokio::sync::Semaphore;
 
 use super::metrics::Metrics;
@@ -236,11 +236,16 @@ async fn judge(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Result<Answe
         ));
     };
     let metrics = app.metrics.clone();
+    let sandbox = app.policies.sandbox().clone();
     // The permit moves into the blocking task: if the deadline drops this
     // future, the worker stays counted until the review really ends.
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        review(&policies, &metrics, &body, endpoint)
+        if crate::cluster::admission::is_for_policy_object(&body) {
+            review_policy_object(&sandbox, &body)
+        } else {
+            review(&policies, &metrics, &body, endpoint)
+        }
     });
     match task.await {
         Ok(result) => result,
@@ -309,6 +314,17 @@ fn review(policies: &PolicySet, metrics: &Metrics, body: &[u8], endpoint: Endpoi
     let denied_by = traced.denied_by().map(str::to_string).collect();
     let body = serde_json::to_vec(&traced.response.into_review()).expect("a response always serialises");
     Ok(Answer { body, decision, denied_by, facts: traced.request, took })
+}
+
+/// Judges a ClusterPolicy or Policy object being stored (blocking): does
+/// it load?
+fn review_policy_object(sandbox: &Sandbox, body: &[u8]) -> Result<Answer, Fault> {
+    let started = Instant::now();
+    let (response, facts) = crate::cluster::admission::judge(sandbox, body)
+        .map_err(|error| Fault::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()))?;
+    let decision = if response.allowed { "allowed" } else { "denied" };
+    let body = serde_json::to_vec(&response.into_review()).expect("a response always serialises");
+    Ok(Answer { body, decision, denied_by: Vec::new(), facts, took: started.elapsed() })
 }
 
 /// The API server appends `?timeout=10s` to webhook calls: answering after

@@ -74,6 +74,7 @@ struct Series {
     policy_failures: Family<FailureLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     policies_loaded: Gauge,
+    policies_broken: Gauge,
     last_policy_load: Mutex<Option<SystemTime>>,
 }
 
@@ -88,6 +89,7 @@ impl Default for Metrics {
             policy_failures: Family::default(),
             reloads: Family::default(),
             policies_loaded: Gauge::default(),
+            policies_broken: Gauge::default(),
             last_policy_load: Mutex::new(None),
         });
         let mut registry = Registry::default();
@@ -146,6 +148,12 @@ impl Metrics {
         }
     }
 
+    /// Policy objects of the cluster left out of the set because they do
+    /// not load (their status says why).
+    pub fn policies_broken(&self, count: usize) {
+        self.series.policies_broken.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
     /// A certificate reload.
     pub fn certificate_reload(&self, ok: bool) {
         let result = if ok { "success" } else { "failure" };
@@ -178,7 +186,7 @@ impl Series {
 impl Collector for Series {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         // Counters are named without `_total`: the encoder appends it.
-        let families: [(&str, &str, &dyn EncodeMetric); 8] = [
+        let families: [(&str, &str, &dyn EncodeMetric); 9] = [
             (
                 "egate_admission_requests",
                 "AdmissionReview requests answered, by endpoint and decision (allowed, denied, mutated, or the fault: bad_request, too_large, timeout, unavailable, internal).",
@@ -210,6 +218,11 @@ impl Collector for Series {
                 "egate_policies_loaded",
                 "Policies in the set being served (0 until the first load).",
                 &self.policies_loaded,
+            ),
+            (
+                "egate_policies_broken",
+                "Policy objects left out of the set because they do not load (--policies-from cluster; their status says why).",
+                &self.policies_broken,
             ),
         ];
         for (name, help, metric) in families {
@@ -259,6 +272,9 @@ egate_admission_requests_in_flight 0
 # HELP egate_policies_loaded Policies in the set being served (0 until the first load).
 # TYPE egate_policies_loaded gauge
 egate_policies_loaded 0
+# HELP egate_policies_broken Policy objects left out of the set because they do not load (--policies-from cluster; their status says why).
+# TYPE egate_policies_broken gauge
+egate_policies_broken 0
 ";
 
     #[test]

@@ -40,8 +40,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 
 use api::App;
-use metrics::Metrics;
-use reload::{Policies, PolicySource};
+pub(crate) use metrics::Metrics;
+pub(crate) use reload::Policies;
+use reload::PolicySource;
 use tls::CertResolver;
 
 /// A client that has not finished its TLS handshake by then is dropped.
@@ -56,6 +57,12 @@ pub struct ServeArgs {
     /// manifest or a module file it names changes.
     #[arg(long = "policies", short = 'p', value_name = "FILE", num_args = 1..)]
     policies: Vec<PathBuf>,
+    /// Where the policies come from: `files` (`--policies`, or the built-in
+    /// default set), or `cluster`: the cluster's ClusterPolicy and Policy
+    /// objects (egate.dev/v1), watched through the API server with the
+    /// in-cluster service account or the current kubeconfig.
+    #[arg(long, value_enum, default_value_t = PoliciesFrom::Files, conflicts_with = "policies")]
+    policies_from: PoliciesFrom,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:8443", value_name = "HOST:PORT")]
     addr: SocketAddr,
@@ -102,6 +109,12 @@ pub struct ServeArgs {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PoliciesFrom {
+    Files,
+    Cluster,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     Json,
     Compact,
@@ -139,9 +152,10 @@ fn init_logging(format: LogFormat, level: tracing::Level) {
 
 async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
     let metrics = Arc::new(Metrics::default());
-    let source = match args.policies.as_slice() {
-        [] => PolicySource::Default,
-        paths => PolicySource::Files(paths.to_vec()),
+    let source = match (args.policies_from, args.policies.as_slice()) {
+        (PoliciesFrom::Cluster, _) => PolicySource::Cluster,
+        (PoliciesFrom::Files, []) => PolicySource::Default,
+        (PoliciesFrom::Files, paths) => PolicySource::Files(paths.to_vec()),
     };
     // Every worker may hold an instance, with room for a reload's checks.
     let instances = u32::try_from(workers).unwrap_or(u32::MAX).saturating_add(64);
@@ -178,7 +192,7 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
 
     let app = Arc::new(App {
         policies: policies.clone(),
-        metrics,
+        metrics: metrics.clone(),
         workers: Arc::new(tokio::sync::Semaphore::new(workers)),
         deadline: args.request_timeout,
         draining: AtomicBool::new(false),
@@ -191,8 +205,14 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
     tokio::spawn({
         let policies = policies.clone();
         let interval = args.watch_interval;
+        let from_cluster = matches!(source, PolicySource::Cluster);
         async move {
-            if let Err(error) = policies.load_and_watch(interval).await {
+            let started = if from_cluster {
+                start_from_cluster(policies, metrics).await
+            } else {
+                policies.load_and_watch(interval).await
+            };
+            if let Err(error) = started {
                 let _ = fatal_tx.send(error).await;
             }
         }
@@ -247,6 +267,16 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Connects to the API server (in-cluster, else the current kubeconfig)
+/// and starts watching the cluster's policies.
+async fn start_from_cluster(policies: Arc<Policies>, metrics: Arc<Metrics>) -> Result<()> {
+    let client = kube::Client::try_default().await.context(
+        "cannot reach the Kubernetes API server for --policies-from cluster: run egate in a pod with its service \
+         account, or set KUBECONFIG",
+    )?;
+    crate::cluster::policies::serve_from_cluster(client, policies, metrics).await
 }
 
 /// Handshakes (when TLS) and serves one connection on its own task.

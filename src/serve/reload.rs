@@ -27,6 +27,9 @@ pub enum PolicySource {
     Files(Vec<PathBuf>),
     /// The built-in default set.
     Default,
+    /// The cluster's `ClusterPolicy` and `Policy` objects
+    /// (`--policies-from cluster`, see `crate::cluster::policies`).
+    Cluster,
 }
 
 impl std::fmt::Display for PolicySource {
@@ -37,6 +40,7 @@ impl std::fmt::Display for PolicySource {
                 write!(f, "{}", names.join(", "))
             }
             PolicySource::Default => write!(f, "the built-in default set (policies/default.yaml)"),
+            PolicySource::Cluster => write!(f, "the cluster's ClusterPolicy and Policy objects"),
         }
     }
 }
@@ -57,6 +61,25 @@ impl Policies {
         Arc::new(Self { current: ArcSwapOption::empty(), source, sandbox, metrics, reloading: Default::default() })
     }
 
+    /// The sandbox sets are loaded in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Swaps in a set loaded elsewhere (from the cluster's objects).
+    pub fn install(&self, set: PolicySet, why: &str, started: Instant) {
+        let names: Vec<&str> = set.policies().iter().map(|p| p.name()).collect();
+        tracing::info!(
+            reason = why,
+            source = %self.source,
+            policies = names.join(","),
+            took_ms = started.elapsed().as_secs_f64() * 1e3,
+            "policy set loaded: new requests are judged with it"
+        );
+        self.metrics.policy_reload(Some(names.len()));
+        self.current.store(Some(Arc::new(set)));
+    }
+
     /// The set requests are judged with now, `None` before the first load.
     pub fn current(&self) -> Option<Arc<PolicySet>> {
         self.current.load_full()
@@ -74,16 +97,7 @@ impl Policies {
             .and_then(|result| result);
         match loaded {
             Ok(set) => {
-                let names: Vec<&str> = set.policies().iter().map(|p| p.name()).collect();
-                tracing::info!(
-                    reason = why,
-                    source = %self.source,
-                    policies = names.join(","),
-                    took_ms = started.elapsed().as_secs_f64() * 1e3,
-                    "policy set loaded: new requests are judged with it"
-                );
-                self.metrics.policy_reload(Some(names.len()));
-                self.current.store(Some(Arc::new(set)));
+                self.install(set, why, started);
                 Ok(())
             }
             Err(error) => {
@@ -150,6 +164,9 @@ fn load(source: &PolicySource, sandbox: &Sandbox) -> Result<PolicySet> {
     match source {
         PolicySource::Files(paths) => Ok(PolicySet::load(sandbox, paths)?),
         PolicySource::Default => load_default(sandbox),
+        PolicySource::Cluster => {
+            anyhow::bail!("a set from the cluster is rebuilt as its objects change, not reloaded (SIGHUP does nothing)")
+        }
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Egate {
     pub port: u16,
     dir: tempfile::TempDir,
     log: Arc<Mutex<Vec<String>>>,
+    /// `--policies-from cluster`, as the service account egate-system/egate.
+    from_cluster: bool,
 }
 
 impl Egate {
@@ -32,7 +34,24 @@ impl Egate {
         let c = cluster();
         std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
         std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
-        let mut egate = Self { child: None, port: 0, dir, log: Arc::default() };
+        let mut egate = Self { child: None, port: 0, dir, log: Arc::default(), from_cluster: false };
+        egate.spawn("127.0.0.1:0");
+        egate
+    }
+
+    /// Starts `egate serve --policies-from cluster`, with a kubeconfig whose
+    /// current context is the service account egate-system/egate, so it
+    /// has only the RBAC of `deploy/rbac-cluster-policies.yaml`.
+    pub fn from_cluster() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cluster();
+        std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
+        std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
+        let kubeconfig = std::fs::read_to_string(c.path("KUBECONFIG")).unwrap();
+        let as_egate = kubeconfig.replace("current-context: admin", "current-context: egate");
+        assert_ne!(kubeconfig, as_egate, "the control plane's kubeconfig has an egate context");
+        std::fs::write(dir.path().join("kubeconfig"), as_egate).unwrap();
+        let mut egate = Self { child: None, port: 0, dir, log: Arc::default(), from_cluster: true };
         egate.spawn("127.0.0.1:0");
         egate
     }
@@ -48,8 +67,13 @@ impl Egate {
     fn spawn(&mut self, addr: &str) {
         let dir = self.dir.path();
         let mut command = Command::new(env!("CARGO_BIN_EXE_egate"));
+        command.args(["serve", "--addr", addr, "--watch-interval", "200ms"]);
+        if self.from_cluster {
+            command.args(["--policies-from", "cluster"]).env("KUBECONFIG", dir.join("kubeconfig"));
+        } else {
+            command.args(["--policies", "policies.yaml"]);
+        }
         command
-            .args(["serve", "--addr", addr, "--watch-interval", "200ms", "--policies", "policies.yaml"])
             .args(["--tls-cert", "tls.crt", "--tls-key", "tls.key", "--record", "record"])
             .current_dir(dir)
             .stdout(Stdio::null())

@@ -19,6 +19,7 @@
 //! what takes time is polled under a generous bound.
 
 mod cluster;
+mod cluster_policies;
 mod debug;
 mod egate;
 mod faults;

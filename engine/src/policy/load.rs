@@ -60,29 +60,71 @@ impl PolicySet {
         Self::from_texts(sandbox, manifests.iter().copied(), module_files)
     }
 
+    /// Loads each manifest text on its own, leaving out the ones that do
+    /// not load: the set of the others, and the error of each left out, by
+    /// its index in `manifests`. This is how a set read from the API server
+    /// loads, where one broken object must not take the others down.
+    pub fn load_each(sandbox: &Sandbox, manifests: &[(&Path, &str)]) -> (Self, Vec<(usize, LoadError)>) {
+        let mut loader = Loader::new(sandbox, &[]);
+        let errors = manifests
+            .iter()
+            .enumerate()
+            .filter_map(|(index, (path, text))| loader.add(path, text).err().map(|error| (index, error)))
+            .collect();
+        (loader.finish(), errors)
+    }
+
     /// Loads the manifest texts in order, each with its origin.
     fn from_texts<'a>(
         sandbox: &Sandbox,
         texts: impl IntoIterator<Item = (&'a Path, &'a str)>,
         module_files: &[(&Path, &[u8])],
     ) -> Result<Self, LoadError> {
-        let mut modules: HashMap<ModuleSource, LoadedModule> = HashMap::new();
-        let mut library: Option<LoadedModule> = None;
-        let mut policies: Vec<Policy> = Vec::new();
+        let mut loader = Loader::new(sandbox, module_files);
         for (path, text) in texts {
-            let manifests = parse_manifests(text).map_err(|error| error.in_file(path))?;
-            for manifest in manifests {
-                let policy = load_policy(sandbox, path, manifest, module_files, &mut modules, &mut library)?;
-                if let Some(first) = policies.iter().find(|p| p.name == policy.name) {
-                    return Err(LoadError::DuplicateName {
-                        name: policy.name,
-                        first: first.manifest_path.clone(),
-                        second: path.to_path_buf(),
-                    });
-                }
-                policies.push(policy);
-            }
+            loader.add(path, text)?;
         }
+        Ok(loader.finish())
+    }
+}
+
+/// A set being loaded: the policies so far, and the modules compiled for
+/// them (each compiled once, whichever policies share it).
+struct Loader<'l> {
+    sandbox: &'l Sandbox,
+    module_files: &'l [(&'l Path, &'l [u8])],
+    modules: HashMap<ModuleSource, LoadedModule>,
+    library: Option<LoadedModule>,
+    policies: Vec<Policy>,
+}
+
+impl<'l> Loader<'l> {
+    fn new(sandbox: &'l Sandbox, module_files: &'l [(&'l Path, &'l [u8])]) -> Self {
+        Self { sandbox, module_files, modules: HashMap::new(), library: None, policies: Vec::new() }
+    }
+
+    /// Adds every policy of one manifest text, or none of them.
+    fn add(&mut self, path: &Path, text: &str) -> Result<(), LoadError> {
+        let manifests = parse_manifests(text).map_err(|error| error.in_file(path))?;
+        let mut added: Vec<Policy> = Vec::new();
+        for manifest in manifests {
+            let policy =
+                load_policy(self.sandbox, path, manifest, self.module_files, &mut self.modules, &mut self.library)?;
+            if let Some(first) = self.policies.iter().chain(&added).find(|p| p.name == policy.name) {
+                return Err(LoadError::DuplicateName {
+                    name: policy.name,
+                    first: first.manifest_path.clone(),
+                    second: path.to_path_buf(),
+                });
+            }
+            added.push(policy);
+        }
+        self.policies.append(&mut added);
+        Ok(())
+    }
+
+    fn finish(self) -> PolicySet {
+        let mut policies = self.policies;
         // Stable: manifest order is kept within each group.
         policies.sort_by_key(|p| !p.mutating);
         let mut cel_reads = Reads::default();
@@ -91,7 +133,7 @@ impl PolicySet {
                 cel_reads.merge(expression.reads());
             }
         }
-        Ok(Self { policies, cel_reads })
+        PolicySet { policies, cel_reads }
     }
 }
 
@@ -103,7 +145,7 @@ fn load_policy(
     modules: &mut HashMap<ModuleSource, LoadedModule>,
     library: &mut Option<LoadedModule>,
 ) -> Result<Policy, LoadError> {
-    let name = manifest.metadata.name.clone();
+    let name = manifest.policy_name();
     let mut bundled_as: Option<String> = None;
     let module = match manifest.module_source(path.parent().unwrap_or(Path::new("."))) {
         Some(source) => {
@@ -173,7 +215,7 @@ fn load_policy(
         failure_policy: spec.failure_policy,
         timeout_ms: spec.timeout_ms,
         mutating: spec.mutating,
-        matcher: Matcher::new(spec.match_, spec.exclude),
+        matcher: Matcher::new(spec.match_, spec.exclude).within(manifest.metadata.namespace),
         conditions,
         validations,
         batched: bundled_as.is_some() && !spec.mutating && module.as_ref().is_some_and(GuestModule::can_batch),

@@ -1,0 +1,202 @@
+//! Policies as cluster objects: the CRDs of `deploy/crds/`, `egate serve
+//! --policies-from cluster` as the service account egate-system/egate with
+//! the RBAC of `deploy/rbac-cluster-policies.yaml`, each object's status,
+//! policies applied while egate serves, namespaced Policies, and the
+//! webhook's refusal of policies egate could not load.
+
+use serde_json::{Value, json};
+
+use crate::cluster::{Namespace, Run, cluster, distroless_pod, poll, repo};
+use crate::egate::Egate;
+
+/// Installs the CRDs and egate's RBAC (idempotent), and waits until the
+/// API server serves the new kinds.
+fn install() {
+    let c = cluster();
+    for file in ["deploy/crds/clusterpolicies.egate.dev.yaml", "deploy/crds/policies.egate.dev.yaml"] {
+        c.admin(&["apply", "--server-side", "--force-conflicts", "-f", repo(file).to_str().unwrap()]);
+    }
+    c.admin(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        repo("deploy/rbac-cluster-policies.yaml").to_str().unwrap(),
+    ]);
+    c.admin(&["wait", "--for=condition=Established", "crd/clusterpolicies.egate.dev", "crd/policies.egate.dev"]);
+}
+
+/// `kubectl apply -f -` of one object as admin, as a user would run it.
+fn kubectl_apply(object: &Value) -> Run {
+    cluster().kubectl_with(&cluster().kubectl_bin(), "admin", &["apply", "-f", "-"], Some(&object.to_string()))
+}
+
+/// A ClusterPolicy (or, with `namespace`, a Policy) of `builtin:privileged`
+/// on `kubectl debug`.
+fn no_privileged(name: &str, namespace: Option<&str>) -> Value {
+    let mut object = json!({
+        "apiVersion": "egate.dev/v1", "kind": "ClusterPolicy", "metadata": {"name": name},
+        "spec": {"match": {"resources": ["pods/ephemeralcontainers"], "operations": ["UPDATE"]},
+                 "module": "builtin:privileged"}
+    });
+    if let Some(namespace) = namespace {
+        object["kind"] = json!("Policy");
+        object["metadata"]["namespace"] = json!(namespace);
+    }
+    object
+}
+
+/// The `Ready` condition of a stored policy object, once egate wrote one.
+fn ready(kind_and_name: &[&str]) -> Option<Value> {
+    let object = cluster().get(&[&["get"], kind_and_name].concat());
+    let conditions = object["status"]["conditions"].as_array()?.clone();
+    conditions.into_iter().find(|c| c["type"] == "Ready")
+}
+
+/// Deletes policy objects when dropped, pass or fail.
+struct Cleanup(Vec<Vec<String>>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for args in &self.0 {
+            let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+            args.extend(["--ignore-not-found", "--wait=false"]);
+            cluster().kubectl("admin", &[&["delete"], &args[..]].concat());
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a control plane: make e2e"]
+fn a_policy_applied_while_egate_serves_judges_the_next_kubectl_debug_and_reports_ready() {
+    install();
+    let ns = Namespace::new("e2e-crd-apply", &[]);
+    ns.create_pod(&distroless_pod("web"));
+    let name = format!("{}-no-privileged", ns.name);
+    let _cleanup = Cleanup(vec![vec!["clusterpolicy".into(), name.clone()]]);
+    let egate = Egate::from_cluster();
+    egate.register(&ns);
+
+    // No policy yet: a privileged debug container is admitted.
+    assert!(ns.debug("alice", "web", "before", &["--profile=sysadmin"]).ok);
+    let applied = kubectl_apply(&no_privileged(&name, None));
+    assert!(applied.ok, "{}", applied.stderr);
+    poll("the policy's status to be Ready", || ready(&["clusterpolicy", &name]).is_some_and(|c| c["status"] == "True"));
+    let stored = cluster().get(&["get", "clusterpolicy", &name]);
+    assert_eq!(stored["status"]["observedGeneration"], stored["metadata"]["generation"]);
+    let denied = ns.debug("alice", "web", "after", &["--profile=sysadmin"]);
+    assert!(!denied.ok, "the policy applied a moment before judges this kubectl debug");
+    assert!(denied.stderr.contains(&format!("{name}: ")), "{}", denied.stderr);
+    assert!(denied.stderr.contains("privileged"), "{}", denied.stderr);
+    let columns = cluster().admin(&["get", "clusterpolicy", &name]);
+    assert!(columns.contains("ACTION") && columns.contains("READY") && columns.contains("Enforce"), "{columns}");
+}
+
+#[test]
+#[ignore = "needs a control plane: make e2e"]
+fn invalid_policies_are_refused_by_the_schema_or_by_egate_and_a_stored_broken_one_reports_why() {
+    install();
+    let ns = Namespace::new("e2e-crd-invalid", &[]);
+    let prefix = ns.name.clone();
+    let broken = format!("{prefix}-broken");
+    let good = format!("{prefix}-good");
+    let _cleanup =
+        Cleanup(vec![vec!["clusterpolicy".into(), broken.clone()], vec!["clusterpolicy".into(), good.clone()]]);
+
+    // Stored before egate's webhook is registered: egate must report it.
+    let mut settings_refused = no_privileged(&broken, None);
+    settings_refused["spec"]["module"] = json!("builtin:max-count");
+    settings_refused["spec"]["settings"] = json!({"max": -1});
+    assert!(kubectl_apply(&settings_refused).ok);
+    assert!(kubectl_apply(&no_privileged(&good, None)).ok);
+    let egate = Egate::from_cluster();
+    poll("the broken policy's status to say why", || {
+        ready(&["clusterpolicy", &broken]).is_some_and(|c| c["status"] == "False")
+    });
+    let condition = ready(&["clusterpolicy", &broken]).unwrap();
+    assert_eq!(condition["reason"], "LoadFailed");
+    assert!(condition["message"].as_str().unwrap().contains("invalid spec.settings"), "{condition}");
+    poll("the good one to be Ready beside it", || {
+        ready(&["clusterpolicy", &good]).is_some_and(|c| c["status"] == "True")
+    });
+
+    // The schema: an unknown field, a bad enum value.
+    let mut unknown_field = no_privileged(&format!("{prefix}-typo"), None);
+    unknown_field["spec"]["failurPolicy"] = json!("Ignore");
+    let refused = kubectl_apply(&unknown_field);
+    assert!(!refused.ok && refused.stderr.contains("failurPolicy"), "{}", refused.stderr);
+    let mut bad_enum = no_privileged(&format!("{prefix}-enum"), None);
+    bad_enum["spec"]["failureAction"] = json!("Block");
+    let refused = kubectl_apply(&bad_enum);
+    assert!(!refused.ok && refused.stderr.contains("Unsupported value: \"Block\""), "{}", refused.stderr);
+
+    // egate's webhook: what a schema cannot say.
+    egate.register(&ns);
+    let mut bad_cel = no_privileged(&format!("{prefix}-cel"), None);
+    bad_cel["spec"]["validations"] = json!([{"expression": "object.spec.containers.size( > 1"}]);
+    let refused = kubectl_apply(&bad_cel);
+    assert!(!refused.ok, "CEL that does not compile is refused");
+    assert!(
+        refused.stderr.contains("policies.validate.egate.dev") && refused.stderr.contains("validations[0]"),
+        "{}",
+        refused.stderr
+    );
+    let mut unknown_builtin = no_privileged(&format!("{prefix}-unknown"), None);
+    unknown_builtin["spec"]["module"] = json!("builtin:privilegd");
+    let refused = kubectl_apply(&unknown_builtin);
+    assert!(!refused.ok && refused.stderr.contains("there is no built-in policy \"privilegd\""), "{}", refused.stderr);
+}
+
+#[test]
+#[ignore = "needs a control plane: make e2e"]
+fn a_namespaced_policy_judges_only_its_namespace() {
+    install();
+    let (shop, dev) = (Namespace::new("e2e-crd-shop", &[]), Namespace::new("e2e-crd-dev", &[]));
+    shop.create_pod(&distroless_pod("web"));
+    dev.create_pod(&distroless_pod("web"));
+    let _cleanup = Cleanup(vec![vec!["-n".into(), shop.name.clone(), "policy".into(), "no-privileged".into()]]);
+    let egate = Egate::from_cluster();
+    egate.register(&shop);
+    assert!(kubectl_apply(&no_privileged("no-privileged", Some(&shop.name))).ok);
+    poll("the Policy to be Ready", || {
+        ready(&["-n", &shop.name, "policy", "no-privileged"]).is_some_and(|c| c["status"] == "True")
+    });
+    let denied = shop.debug("alice", "web", "dbg", &["--profile=sysadmin"]);
+    assert!(!denied.ok);
+    assert!(denied.stderr.contains(&format!("{}/no-privileged: ", shop.name)), "{}", denied.stderr);
+    assert!(dev.debug("alice", "web", "dbg", &["--profile=sysadmin"]).ok, "another namespace is not judged by it");
+}
+
+#[test]
+#[ignore = "needs a control plane: make e2e"]
+fn egates_service_account_may_do_only_what_it_needs() {
+    install();
+    let can = |verb: &str, resource: &str| {
+        let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+        let mut args = vec!["auth", "can-i", verb, resource, "--all-namespaces"];
+        let subresource = format!("--subresource={subresource}");
+        if subresource != "--subresource=" {
+            args.push(&subresource);
+        }
+        args.extend(["--as", "system:serviceaccount:egate-system:egate"]);
+        cluster().kubectl("admin", &args).stdout.trim() == "yes"
+    };
+    for (verb, resource) in [
+        ("list", "clusterpolicies.egate.dev"),
+        ("watch", "policies.egate.dev"),
+        ("patch", "clusterpolicies.egate.dev/status"),
+        ("patch", "policies.egate.dev/status"),
+    ] {
+        assert!(can(verb, resource), "egate needs to {verb} {resource}");
+    }
+    for (verb, resource) in [
+        ("create", "clusterpolicies.egate.dev"),
+        ("update", "clusterpolicies.egate.dev"),
+        ("delete", "policies.egate.dev"),
+        ("get", "secrets"),
+        ("create", "pods"),
+        ("patch", "pods/ephemeralcontainers"),
+    ] {
+        assert!(!can(verb, resource), "egate must not {verb} {resource}");
+    }
+}
