@@ -114,17 +114,59 @@ impl Decision {
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
 pub enum PatchOp {
     /// Adds `value` at `path` (appends with a final `-`).
-    Add { path: String, value: Value },
+    Add {
+        /// JSON Pointer (RFC 6901) into the object the policy judged (the
+        /// request's `object`, the Pod for `pods/ephemeralcontainers`); see
+        /// [`PatchOp::pointer`].
+        path: String,
+        /// The value to add.
+        value: Value,
+    },
     /// Removes the value at `path`.
-    Remove { path: String },
+    Remove {
+        /// JSON Pointer (RFC 6901) into the object the policy judged (the
+        /// request's `object`, the Pod for `pods/ephemeralcontainers`); see
+        /// [`PatchOp::pointer`].
+        path: String,
+    },
     /// Replaces the value at `path`.
-    Replace { path: String, value: Value },
+    Replace {
+        /// JSON Pointer (RFC 6901) into the object the policy judged (the
+        /// request's `object`, the Pod for `pods/ephemeralcontainers`); see
+        /// [`PatchOp::pointer`].
+        path: String,
+        /// The value that takes the place of the old one.
+        value: Value,
+    },
     /// Moves the value at `from` to `path`.
-    Move { from: String, path: String },
+    Move {
+        /// JSON Pointer (RFC 6901) of the value to move, in the same object
+        /// as `path`.
+        from: String,
+        /// JSON Pointer (RFC 6901) into the object the policy judged (the
+        /// request's `object`, the Pod for `pods/ephemeralcontainers`); see
+        /// [`PatchOp::pointer`].
+        path: String,
+    },
     /// Copies the value at `from` to `path`.
-    Copy { from: String, path: String },
+    Copy {
+        /// JSON Pointer (RFC 6901) of the value to copy, in the same object
+        /// as `path`.
+        from: String,
+        /// JSON Pointer (RFC 6901) into the object the policy judged (the
+        /// request's `object`, the Pod for `pods/ephemeralcontainers`); see
+        /// [`PatchOp::pointer`].
+        path: String,
+    },
     /// Fails the patch unless `path` holds `value`.
-    Test { path: String, value: Value },
+    Test {
+        /// JSON Pointer (RFC 6901) into the object the policy judged (the
+        /// request's `object`, the Pod for `pods/ephemeralcontainers`); see
+        /// [`PatchOp::pointer`].
+        path: String,
+        /// The value `path` must hold for the patch to apply.
+        value: Value,
+    },
 }
 
 impl PatchOp {

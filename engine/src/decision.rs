@@ -104,11 +104,36 @@ fn excerpt(text: &str) -> String {
 pub enum Verdict {
     /// The request passes this policy (perhaps with warnings, annotations
     /// and a patch).
-    Pass { warnings: Vec<String>, audit_annotations: BTreeMap<String, String>, patch: Vec<Value> },
+    Pass {
+        /// Warnings for the user; the response gives each one prefixed with
+        /// the policy's name.
+        warnings: Vec<String>,
+        /// Annotations for the API server's audit log; the response records
+        /// each under `POLICY.KEY`.
+        audit_annotations: BTreeMap<String, String>,
+        /// RFC 6902 operations on the request's `object` (only a `mutating`
+        /// policy has any), as JSON. A review applies them before the next
+        /// policy judges and moves them into the response's patch, so this
+        /// is empty in the [`PolicyResult`]s of a review.
+        patch: Vec<Value>,
+    },
     /// The request violates the policy.
-    Violation { message: String, code: Option<u16>, warnings: Vec<String> },
+    Violation {
+        /// Why, for the user: one violation per line (a module's message,
+        /// then the messages of failed CEL validations).
+        message: String,
+        /// The HTTP status code the module asked for; a denial uses it only
+        /// if it is 400-599 and the only denial, else 403.
+        code: Option<u16>,
+        /// Warnings for the user, given whatever the policy's action.
+        warnings: Vec<String>,
+    },
     /// The policy could not decide (trap, timeout, bad output, ...).
-    Failure { cause: FailureCause },
+    Failure {
+        /// Why it could not decide; the policy's `failurePolicy` says
+        /// whether that denies the request.
+        cause: FailureCause,
+    },
 }
 
 /// One policy's verdict, with what the manifest says to do with it, and

@@ -103,14 +103,28 @@ pub enum ModuleError {
     MissingExport(&'static str),
     /// A function ABI v1 requires has another type.
     #[error("its export `{name}` has type {found}, but ABI v1 requires {required}")]
-    WrongExportType { name: &'static str, found: String, required: String },
+    WrongExportType {
+        /// The export, e.g. `egate_evaluate`.
+        name: &'static str,
+        /// Its type in the module, as wasmtime writes it:
+        /// `(type (func (param i32) (result i32)))`.
+        found: String,
+        /// The signature ABI v1 requires, as `(i32, i32) -> (i64)`.
+        required: String,
+    },
     /// An import egate does not grant.
     #[error(
         "it imports `{module}::{name}`, which egate does not provide: a policy may import only the WASI functions \
          Rust's std needs ({}), and gets no files, sockets, environment or arguments",
         wasi::GRANTED.join(", ")
     )]
-    ForbiddenImport { module: String, name: String },
+    ForbiddenImport {
+        /// The module the import is from, e.g. `wasi_snapshot_preview1` or
+        /// `env`.
+        module: String,
+        /// The imported function (or other item) within it.
+        name: String,
+    },
     /// The imports are granted but do not link (wrong types).
     #[error("its imports do not link: {0}")]
     Link(String),
@@ -130,10 +144,21 @@ pub enum GuestError {
     Trap(String),
     /// Output outside the guest's memory.
     #[error("returned an output buffer outside its memory (ptr {ptr}, len {len})")]
-    BadPointer { ptr: u32, len: u32 },
+    BadPointer {
+        /// Where the buffer starts in guest memory: the output an export
+        /// returned, or the room `egate_alloc` gave for the input.
+        ptr: u32,
+        /// Its length in bytes.
+        len: u32,
+    },
     /// Output larger than the cap.
     #[error("returned {len} bytes of output, more than the limit of {limit}")]
-    OutputTooLarge { len: u32, limit: usize },
+    OutputTooLarge {
+        /// The length in bytes of the output the guest returned.
+        len: u32,
+        /// The cap, [`SandboxConfig::output_limit_bytes`].
+        limit: usize,
+    },
     /// The instance could not be created (pool exhausted, bad memory size).
     #[error("could not be instantiated: {0}")]
     Instantiate(String),
