@@ -11,6 +11,7 @@ mod inspect;
 mod new;
 mod output;
 mod scaffold;
+mod scan_cmd;
 mod serve;
 mod test_cmd;
 
@@ -45,6 +46,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run the admission webhook: AdmissionReview over TLS on /validate and /mutate.
     Serve(serve::ServeArgs),
+    /// Judge existing pods with the background policies; print findings or PolicyReports.
+    Scan(scan_cmd::ScanArgs),
     /// Print egate's CustomResourceDefinitions (ClusterPolicy, Policy) as YAML, for `kubectl apply -f -`.
     Crds,
 }
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Scaffold(args) => scaffold::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Scan(args) => scan_cmd::run(&args),
         Command::Crds => cluster::crd::print_definitions(),
     };
     match outcome {

@@ -279,3 +279,68 @@ fn a_digest_pin_on_a_builtin_holds_on_the_library_that_runs_it() {
     assert!(message.contains(&library_digest) && message.contains(&standalone_digest), "{message}");
     assert!(message.contains("builtin:images (in egate's built-in library)"), "{message}");
 }
+
+/// `kubectl get pods -A -o json` of three pods: one with a privileged
+/// debug container, one with a plain one, one without.
+fn scanned_pods(dir: &Path) -> PathBuf {
+    let pod = |name: &str, namespace: &str, debug: Option<Value>| {
+        let mut pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "uid": format!("uid-{name}")},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}});
+        if let Some(debug) = debug {
+            pod["spec"]["ephemeralContainers"] = serde_json::json!([debug]);
+        }
+        pod
+    };
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        pod("web", "shop", Some(serde_json::json!({"name": "dbg", "image": "busybox:1.36", "securityContext": {"privileged": true}}))),
+        pod("api", "shop", Some(serde_json::json!({"name": "dbg", "image": "busybox:1.36"}))),
+        pod("db", "data", None),
+    ]});
+    let path = dir.join("pods.json");
+    std::fs::write(&path, list.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn a_scan_reports_existing_debug_containers_per_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = scanned_pods(dir.path());
+    let table = egate(&["scan", "--pods", pods.to_str().unwrap()]);
+    assert_eq!(table.status.code(), Some(1), "a failing result fails the scan");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("shop/web  privileged    ephemeral-containers  fail"), "{text}");
+    assert!(!text.contains("shop/api"), "a plain debug container passes: {text}");
+
+    let json = egate(&["scan", "--pods", pods.to_str().unwrap(), "-o", "json"]);
+    let list: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let reports = list["items"].as_array().unwrap();
+    let namespaces: Vec<&str> = reports.iter().map(|r| r["metadata"]["namespace"].as_str().unwrap()).collect();
+    assert_eq!(namespaces, ["data", "shop"]);
+    let shop = &reports[1];
+    assert_eq!(
+        (shop["apiVersion"].as_str(), shop["kind"].as_str()),
+        (Some("wgpolicyk8s.io/v1alpha2"), Some("PolicyReport"))
+    );
+    assert_eq!(shop["summary"]["fail"], 3, "{shop}");
+    let policies: Vec<&str> =
+        shop["results"].as_array().unwrap().iter().map(|r| r["policy"].as_str().unwrap()).collect();
+    for needs_the_requester in ["target", "audit"] {
+        assert!(!policies.contains(&needs_the_requester), "{needs_the_requester} needs userInfo: {policies:?}");
+    }
+    assert!(policies.contains(&"images") && policies.contains(&"max-count"), "{policies:?}");
+}
+
+#[test]
+fn a_scan_of_something_else_than_pods_says_what_to_give_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deployments.json");
+    std::fs::write(&path, r#"{"apiVersion": "apps/v1", "kind": "Deployment"}"#).unwrap();
+    let out = egate(&["scan", "--pods", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("holds a Deployment, not pods") && message.contains("kubectl get pods -A -o json"),
+        "{message}"
+    );
+}

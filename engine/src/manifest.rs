@@ -103,6 +103,35 @@ pub struct Spec {
     /// Whether the module may return JSON Patch operations.
     #[serde(default)]
     pub mutating: bool,
+    /// Whether a background scan judges existing pods with the policy.
+    /// Default: true for a validating policy that does not need what only
+    /// a live request has (who sent it: see [`Spec::reads_requester`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<bool>,
+}
+
+/// Built-ins that judge the requester (userInfo), which a background scan
+/// of existing pods does not have.
+pub const BUILTINS_READING_THE_REQUESTER: [&str; 3] = ["target", "namespaces", "audit"];
+
+impl Spec {
+    /// Whether the policy needs the requester: a built-in that reads
+    /// userInfo, or a CEL rule about `request.userInfo`.
+    pub fn reads_requester(&self) -> bool {
+        let builtin = self.module.as_deref().and_then(|m| m.strip_prefix("builtin:"));
+        let cel = self.match_conditions.iter().map(|c| c.expression.as_str()).chain(
+            self.validations
+                .iter()
+                .flat_map(|v| std::iter::once(v.expression.as_str()).chain(v.message_expression.as_deref())),
+        );
+        builtin.is_some_and(|b| BUILTINS_READING_THE_REQUESTER.contains(&b))
+            || cel.into_iter().any(|expression| expression.contains("userInfo"))
+    }
+
+    /// `background`, or its default.
+    pub fn runs_in_background(&self) -> bool {
+        self.background.unwrap_or(!self.mutating && !self.reads_requester())
+    }
 }
 
 /// A named CEL condition (`matchConditions`).

@@ -6,3 +6,5 @@
 pub mod admission;
 pub mod crd;
 pub mod policies;
+pub mod report;
+pub mod scan;

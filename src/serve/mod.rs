@@ -41,8 +41,8 @@ use tokio_rustls::TlsAcceptor;
 
 use api::App;
 pub(crate) use metrics::Metrics;
-pub(crate) use reload::Policies;
 use reload::PolicySource;
+pub(crate) use reload::{Policies, load_default};
 use tls::CertResolver;
 
 /// A client that has not finished its TLS handshake by then is dropped.

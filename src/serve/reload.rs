@@ -171,7 +171,7 @@ fn load(source: &PolicySource, sandbox: &Sandbox) -> Result<PolicySet> {
 }
 
 /// The embedded default set, from its text: no file is written or read.
-fn load_default(sandbox: &Sandbox) -> Result<PolicySet> {
+pub fn load_default(sandbox: &Sandbox) -> Result<PolicySet> {
     Ok(PolicySet::from_manifests(sandbox, Path::new("policies/default.yaml (built in)"), DEFAULT_SET)?)
 }
 

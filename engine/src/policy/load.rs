@@ -174,6 +174,7 @@ fn load_policy(
         None => None,
     };
     let spec = manifest.spec;
+    let background = spec.runs_in_background();
     let settings = match &bundled_as {
         // The built-in library learns which policy to run from its settings.
         Some(builtin) => BundledSettings::to_json(builtin, &spec.settings),
@@ -222,6 +223,7 @@ fn load_policy(
         module,
         settings,
         params: params_value(&spec.settings),
+        background,
     })
 }
 

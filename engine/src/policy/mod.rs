@@ -36,6 +36,8 @@ pub struct Policy {
     /// A validating built-in of the bundled library: it judges a request
     /// together with the other such policies, in one instance.
     batched: bool,
+    /// Whether a background scan runs it (`spec.background`, resolved).
+    background: bool,
 }
 
 /// A compiled `validations` entry.
@@ -56,6 +58,9 @@ pub enum Mode {
     Mutate,
     /// Only the others (a ValidatingWebhookConfiguration).
     Validate,
+    /// The validating policies that judge existing objects in a background
+    /// scan (`spec.background`).
+    Background,
 }
 
 impl Mode {
@@ -64,6 +69,7 @@ impl Mode {
             Mode::All => true,
             Mode::Mutate => policy.mutating,
             Mode::Validate => !policy.mutating,
+            Mode::Background => !policy.mutating && policy.background,
         }
     }
 }
@@ -147,6 +153,11 @@ impl Policy {
     /// Whether the policy may return patches.
     pub fn is_mutating(&self) -> bool {
         self.mutating
+    }
+
+    /// Whether a background scan judges existing objects with it.
+    pub fn in_background(&self) -> bool {
+        self.background && !self.mutating
     }
 
     fn result(&self, verdict: Verdict, elapsed: Duration) -> PolicyResult {
