@@ -142,43 +142,16 @@ fn container_names<'a>(pod: &'a Value, list: &str) -> impl Iterator<Item = &'a s
         .filter_map(|c| c.get("name").and_then(Value::as_str))
 }
 
-/// The AdmissionReview `kubectl debug` causes when `user` adds `debug` to `pod`.
+/// The AdmissionReview `kubectl debug` causes when `user` adds `debug` to
+/// `pod`: the SDK's one shape of a debug request
+/// (`egate_guest::testing::debug_review_json`), with a fresh uid.
 pub fn admission_review(pod: &Value, debug: &DebugContainer, user: &Requester) -> Result<Value> {
     check_pod(pod)?;
     let container = ephemeral_container(pod, debug)?;
-    let mut object = pod.clone();
-    let spec = object.get_mut("spec").and_then(Value::as_object_mut).context("the pod has no spec")?;
-    match spec.get_mut("ephemeralContainers").and_then(Value::as_array_mut) {
-        Some(list) => list.push(container),
-        None => {
-            spec.insert("ephemeralContainers".into(), json!([container]));
-        }
-    }
-    let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-    let namespace = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
-    let kind = json!({"group": "", "version": "v1", "kind": "Pod"});
-    let resource = json!({"group": "", "version": "v1", "resource": "pods"});
-    Ok(json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": random_uid(),
-            "kind": kind,
-            "resource": resource,
-            "subResource": "ephemeralcontainers",
-            "requestKind": kind,
-            "requestResource": resource,
-            "requestSubResource": "ephemeralcontainers",
-            "name": name,
-            "namespace": namespace,
-            "operation": "UPDATE",
-            "userInfo": {"username": user.username, "groups": user.groups},
-            "object": object,
-            "oldObject": pod,
-            "dryRun": false,
-            "options": {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"},
-        }
-    }))
+    let groups: Vec<&str> = user.groups.iter().map(String::as_str).collect();
+    let mut review = egate_guest::testing::debug_review_json(pod, container, &user.username, &groups);
+    review["request"]["uid"] = random_uid().into();
+    Ok(review)
 }
 
 /// The new ephemeral container, as admission sees it.

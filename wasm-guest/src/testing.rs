@@ -15,12 +15,18 @@ pub fn debug_request(pod: &Value, debug: Value, username: &str, groups: &[&str])
 /// [`debug_request`] inside an AdmissionReview, as the API server sends it
 /// to a webhook.
 pub fn debug_review(pod: &Value, debug: Value, username: &str, groups: &[&str]) -> Vec<u8> {
-    let review = json!({
+    serde_json::to_vec(&debug_review_json(pod, debug, username, groups)).expect("JSON values serialise")
+}
+
+/// [`debug_review`] as a JSON value: what `egate scaffold request` starts
+/// from, so that tests and scaffolded requests have the one shape the API
+/// server sends.
+pub fn debug_review_json(pod: &Value, debug: Value, username: &str, groups: &[&str]) -> Value {
+    json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": debug_request_json(pod, debug, username, groups),
-    });
-    serde_json::to_vec(&review).expect("JSON values serialise")
+    })
 }
 
 fn debug_request_json(pod: &Value, debug: Value, username: &str, groups: &[&str]) -> Value {
@@ -30,17 +36,24 @@ fn debug_request_json(pod: &Value, debug: Value, username: &str, groups: &[&str]
         Some(list) => list.push(debug),
         None => spec["ephemeralContainers"] = json!([debug]),
     }
+    let kind = json!({"group": "", "version": "v1", "kind": "Pod"});
+    let resource = json!({"group": "", "version": "v1", "resource": "pods"});
     json!({
         "uid": "00000000-0000-0000-0000-000000000001",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "kind": kind,
+        "resource": resource,
         "subResource": "ephemeralcontainers",
-        "operation": "UPDATE",
-        "namespace": pod["metadata"]["namespace"].as_str().unwrap_or("default"),
+        "requestKind": kind,
+        "requestResource": resource,
+        "requestSubResource": "ephemeralcontainers",
         "name": pod["metadata"]["name"].as_str().unwrap_or("web"),
+        "namespace": pod["metadata"]["namespace"].as_str().unwrap_or("default"),
+        "operation": "UPDATE",
         "userInfo": {"username": username, "groups": groups},
         "object": object,
         "oldObject": pod,
+        "dryRun": false,
+        "options": {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"},
     })
 }
 
