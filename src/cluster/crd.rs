@@ -12,41 +12,41 @@ use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The spec of a `ClusterPolicy`: a policy manifest's spec.
-#[derive(CustomResource, Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "egate.dev",
-    version = "v1",
-    kind = "ClusterPolicy",
-    plural = "clusterpolicies",
-    shortname = "ecpol",
-    status = "PolicyStatus",
-    printcolumn = r#"{"name": "Action", "type": "string", "jsonPath": ".spec.failureAction"}"#,
-    printcolumn = r#"{"name": "Mutating", "type": "boolean", "jsonPath": ".spec.mutating"}"#,
-    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
-)]
-#[serde(transparent)]
-pub struct ClusterPolicySpec(pub Spec);
+/// Defines the spec type of one of the two kinds: both hold a manifest's
+/// spec, with the same status and printer columns; they differ in kind,
+/// names and scope.
+macro_rules! policy_kind {
+    ($(#[$doc:meta])* $spec:ident, $kind:literal, $plural:literal, $short:literal $(, $namespaced:ident)?) => {
+        $(#[$doc])*
+        #[derive(CustomResource, Debug, Clone, Serialize, Deserialize, JsonSchema)]
+        #[kube(
+            group = "egate.dev",
+            version = "v1",
+            kind = $kind,
+            plural = $plural,
+            shortname = $short,
+            $($namespaced,)?
+            status = "PolicyStatus",
+            printcolumn = r#"{"name": "Action", "type": "string", "jsonPath": ".spec.failureAction"}"#,
+            printcolumn = r#"{"name": "Mutating", "type": "boolean", "jsonPath": ".spec.mutating"}"#,
+            printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+            printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+        )]
+        #[serde(transparent)]
+        pub struct $spec(pub Spec);
+    };
+}
 
-/// The spec of a namespaced `Policy`: the same spec; the policy judges only
-/// requests in its own namespace.
-#[derive(CustomResource, Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "egate.dev",
-    version = "v1",
-    kind = "Policy",
-    plural = "policies",
-    shortname = "epol",
-    namespaced,
-    status = "PolicyStatus",
-    printcolumn = r#"{"name": "Action", "type": "string", "jsonPath": ".spec.failureAction"}"#,
-    printcolumn = r#"{"name": "Mutating", "type": "boolean", "jsonPath": ".spec.mutating"}"#,
-    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
-)]
-#[serde(transparent)]
-pub struct PolicySpec(pub Spec);
+policy_kind!(
+    /// The spec of a `ClusterPolicy`: a policy manifest's spec.
+    ClusterPolicySpec, "ClusterPolicy", "clusterpolicies", "ecpol"
+);
+
+policy_kind!(
+    /// The spec of a namespaced `Policy`: the same spec; the policy judges
+    /// only requests in its own namespace.
+    PolicySpec, "Policy", "policies", "epol", namespaced
+);
 
 /// What egate found when it loaded the policy.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
