@@ -61,9 +61,12 @@ pub struct PolicyStatus {
     pub observed_generation: Option<i64>,
 }
 
-/// Both definitions, as `deploy/crds/` holds them.
-pub fn definitions() -> [CustomResourceDefinition; 2] {
-    [ClusterPolicy::crd(), Policy::crd()]
+/// Every definition egate ships, as `deploy/crds/` holds them: its two
+/// policy kinds, and the PolicyReport kinds it writes.
+pub fn definitions() -> Vec<CustomResourceDefinition> {
+    let mut all = vec![ClusterPolicy::crd(), Policy::crd()];
+    all.extend(super::report::definitions());
+    all
 }
 
 /// The YAML of a definition, as checked in.

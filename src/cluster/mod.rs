@@ -4,7 +4,9 @@
 //! the webhook's check of policy objects before they are stored (`admission`).
 
 pub mod admission;
+pub mod background;
 pub mod crd;
+pub mod lease;
 pub mod policies;
 pub mod report;
 pub mod scan;

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -91,7 +92,12 @@ impl PolicyObject {
 /// Watches both kinds until the process ends, keeping `policies` to the
 /// set they make. Returns once the first set is loaded; errors only when
 /// the watches cannot start.
-pub async fn serve_from_cluster(client: Client, policies: Arc<Policies>, metrics: Arc<Metrics>) -> Result<()> {
+pub async fn serve_from_cluster(
+    client: Client,
+    policies: Arc<Policies>,
+    metrics: Arc<Metrics>,
+    rescan: Arc<AtomicBool>,
+) -> Result<()> {
     let (cluster_store, cluster_writer) = reflector::store::<ClusterPolicy>();
     let (namespaced_store, namespaced_writer) = reflector::store::<Policy>();
     let (changed_tx, mut changed) = tokio::sync::mpsc::channel::<()>(1);
@@ -108,7 +114,7 @@ pub async fn serve_from_cluster(client: Client, policies: Arc<Policies>, metrics
     cluster_store.wait_until_ready().await.context("the ClusterPolicy watch ended before its first list")?;
     namespaced_store.wait_until_ready().await.context("the Policy watch ended before its first list")?;
 
-    let mut sync = Sync { client, policies, metrics, cluster_store, namespaced_store, loaded: None };
+    let mut sync = Sync { client, policies, metrics, cluster_store, namespaced_store, loaded: None, rescan };
     sync.apply().await;
     tokio::spawn(async move {
         while changed.recv().await.is_some() {
@@ -149,6 +155,8 @@ struct Sync {
     namespaced_store: Store<Policy>,
     /// The keys of the objects the current set was built from.
     loaded: Option<Vec<(String, Option<i64>)>>,
+    /// Set when a new set is installed: the background scan runs again.
+    rescan: Arc<AtomicBool>,
 }
 
 impl Sync {
@@ -173,6 +181,7 @@ impl Sync {
         };
         self.metrics.policies_broken(errors.len());
         self.policies.install(set, "the cluster's policies changed", started);
+        self.rescan.store(true, Ordering::Relaxed);
         self.loaded = Some(keys);
         for (index, object) in objects.iter().enumerate() {
             let error = errors.get(&index);

@@ -149,3 +149,73 @@ pub fn report(namespace: &str, mut results: Vec<ReportResult>) -> PolicyReport {
     };
     PolicyReport { api_version: "wgpolicyk8s.io/v1alpha2".into(), kind: kind.into(), metadata, summary, results }
 }
+
+/// The definitions of both report kinds, for clusters that have none yet
+/// (Kyverno and Policy Reporter ship the same group and kinds: with them
+/// installed, leave these out). The schema names the fields egate writes
+/// and keeps whatever else other tools write.
+pub fn definitions() -> [k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition; 2]
+{
+    [
+        definition("PolicyReport", "policyreports", "polr", "Namespaced"),
+        definition("ClusterPolicyReport", "clusterpolicyreports", "cpolr", "Cluster"),
+    ]
+}
+
+fn definition(
+    kind: &str,
+    plural: &str,
+    short: &str,
+    scope: &str,
+) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    let open = serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    let count = serde_json::json!({"type": "integer"});
+    let schema = serde_json::json!({
+        "type": "object",
+        "description": format!("{kind}: results of policies on resources (wgpolicyk8s.io/v1alpha2, as Policy Reporter reads it)."),
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "scope": open,
+            "scopeSelector": open,
+            "summary": {"type": "object", "properties": {
+                "pass": count, "fail": count, "warn": count, "error": count, "skip": count}},
+            "results": {"type": "array", "items": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "required": ["policy"],
+                "properties": {
+                    "source": {"type": "string"}, "policy": {"type": "string"}, "rule": {"type": "string"},
+                    "result": {"type": "string", "enum": ["pass", "fail", "warn", "error", "skip"]},
+                    "severity": {"type": "string"}, "message": {"type": "string"}, "scored": {"type": "boolean"},
+                    "category": {"type": "string"},
+                    "resources": {"type": "array", "items": open},
+                    "timestamp": {"type": "object", "properties": {"seconds": count, "nanos": count}}
+                }
+            }}
+        }
+    });
+    let columns = serde_json::json!([
+        {"name": "Pass", "type": "integer", "jsonPath": ".summary.pass"},
+        {"name": "Fail", "type": "integer", "jsonPath": ".summary.fail"},
+        {"name": "Warn", "type": "integer", "jsonPath": ".summary.warn"},
+        {"name": "Error", "type": "integer", "jsonPath": ".summary.error"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+    ]);
+    let crd = serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.wgpolicyk8s.io")},
+        "spec": {
+            "group": "wgpolicyk8s.io",
+            "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural,
+                      "singular": kind.to_lowercase(), "shortNames": [short]},
+            "scope": scope,
+            "versions": [{"name": "v1alpha2", "served": true, "storage": true,
+                          "additionalPrinterColumns": columns,
+                          "schema": {"openAPIV3Schema": schema}}]
+        }
+    });
+    serde_json::from_value(crd).expect("the report definition is a CustomResourceDefinition")
+}

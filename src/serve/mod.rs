@@ -63,6 +63,20 @@ pub struct ServeArgs {
     /// in-cluster service account or the current kubeconfig.
     #[arg(long, value_enum, default_value_t = PoliciesFrom::Files, conflicts_with = "policies")]
     policies_from: PoliciesFrom,
+    /// With --policies-from cluster: scan the cluster's pods at least this
+    /// often with the policies that have `background: true`, and write
+    /// PolicyReports (also soon after pods or policies change). `0s` turns
+    /// the scan off.
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = parse_duration)]
+    scan_interval: Duration,
+    /// The namespace of the Lease by which one replica is chosen to scan.
+    /// Default: the pod's namespace (`POD_NAMESPACE`), else egate-system.
+    #[arg(long, value_name = "NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// How long the scanning replica's Lease lasts without renewal; another
+    /// replica takes over after it.
+    #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
+    lease_duration: Duration,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:8443", value_name = "HOST:PORT")]
     addr: SocketAddr,
@@ -206,9 +220,18 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
         let policies = policies.clone();
         let interval = args.watch_interval;
         let from_cluster = matches!(source, PolicySource::Cluster);
+        let scan = (args.scan_interval > Duration::ZERO).then(|| crate::cluster::background::ScanOptions {
+            interval: args.scan_interval,
+            lease_namespace: args
+                .lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "egate-system".into()),
+            lease_duration: args.lease_duration,
+        });
         async move {
             let started = if from_cluster {
-                start_from_cluster(policies, metrics).await
+                start_from_cluster(policies, metrics, scan).await
             } else {
                 policies.load_and_watch(interval).await
             };
@@ -270,13 +293,22 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
 }
 
 /// Connects to the API server (in-cluster, else the current kubeconfig)
-/// and starts watching the cluster's policies.
-async fn start_from_cluster(policies: Arc<Policies>, metrics: Arc<Metrics>) -> Result<()> {
+/// and starts watching the cluster's policies, and the background scan.
+async fn start_from_cluster(
+    policies: Arc<Policies>,
+    metrics: Arc<Metrics>,
+    scan: Option<crate::cluster::background::ScanOptions>,
+) -> Result<()> {
     let client = kube::Client::try_default().await.context(
         "cannot reach the Kubernetes API server for --policies-from cluster: run egate in a pod with its service \
          account, or set KUBECONFIG",
     )?;
-    crate::cluster::policies::serve_from_cluster(client, policies, metrics).await
+    let rescan = Arc::new(AtomicBool::new(true));
+    crate::cluster::policies::serve_from_cluster(client.clone(), policies.clone(), metrics, rescan.clone()).await?;
+    if let Some(options) = scan {
+        crate::cluster::background::start(client, policies, options, rescan);
+    }
+    Ok(())
 }
 
 /// Handshakes (when TLS) and serves one connection on its own task.

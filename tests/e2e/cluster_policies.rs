@@ -13,9 +13,8 @@ use crate::egate::Egate;
 /// API server serves the new kinds.
 fn install() {
     let c = cluster();
-    for file in ["deploy/crds/clusterpolicies.egate.dev.yaml", "deploy/crds/policies.egate.dev.yaml"] {
-        c.admin(&["apply", "--server-side", "--force-conflicts", "-f", repo(file).to_str().unwrap()]);
-    }
+    c.apply(&json!([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "egate-system"}}]));
+    c.admin(&["apply", "--server-side", "--force-conflicts", "-f", repo("deploy/crds").to_str().unwrap()]);
     c.admin(&[
         "apply",
         "--server-side",
@@ -23,7 +22,14 @@ fn install() {
         "-f",
         repo("deploy/rbac-cluster-policies.yaml").to_str().unwrap(),
     ]);
-    c.admin(&["wait", "--for=condition=Established", "crd/clusterpolicies.egate.dev", "crd/policies.egate.dev"]);
+    c.admin(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/clusterpolicies.egate.dev",
+        "crd/policies.egate.dev",
+        "crd/policyreports.wgpolicyk8s.io",
+        "crd/clusterpolicyreports.wgpolicyk8s.io",
+    ]);
 }
 
 /// `kubectl apply -f -` of one object as admin, as a user would run it.
@@ -199,4 +205,90 @@ fn egates_service_account_may_do_only_what_it_needs() {
     ] {
         assert!(!can(verb, resource), "egate must not {verb} {resource}");
     }
+}
+
+/// egate's PolicyReport of `namespace`, if there is one.
+fn report(namespace: &str) -> Option<Value> {
+    let run = cluster().kubectl("admin", &["-n", namespace, "get", "policyreport", "egate", "-o", "json"]);
+    run.ok.then(|| serde_json::from_str(&run.stdout).unwrap())
+}
+
+/// The results of `report` about pod `pod` under `policy`.
+fn results_for(report: &Value, pod: &str, policy: &str) -> Vec<Value> {
+    let results = report["results"].as_array().cloned().unwrap_or_default();
+    results.into_iter().filter(|r| r["policy"] == policy && r["resources"][0]["name"] == pod).collect()
+}
+
+#[test]
+#[ignore = "needs a control plane: make e2e"]
+fn an_audit_violation_and_a_scan_finding_appear_in_the_policy_report_and_go_with_the_pod() {
+    install();
+    let ns = Namespace::new("e2e-reports", &[]);
+    let (audit, baseline) = (format!("{}-audit-privileged", ns.name), format!("{}-baseline", ns.name));
+    let _cleanup =
+        Cleanup(vec![vec!["clusterpolicy".into(), audit.clone()], vec!["clusterpolicy".into(), baseline.clone()]]);
+    // A pod that predates the policy that it violates.
+    let mut old = distroless_pod("old");
+    old["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    ns.create_pod(&old);
+    ns.create_pod(&distroless_pod("web"));
+    let egate = Egate::from_cluster();
+    egate.register(&ns);
+
+    let mut audited = no_privileged(&audit, None);
+    audited["spec"]["failureAction"] = json!("Audit");
+    assert!(kubectl_apply(&audited).ok);
+    let pod_security = json!({
+        "apiVersion": "egate.dev/v1", "kind": "ClusterPolicy", "metadata": {"name": baseline},
+        "spec": {"match": {"resources": ["pods"], "operations": ["CREATE"], "namespaces": [ns.name]},
+                 "module": "builtin:pod-security", "settings": {"level": "baseline"}}
+    });
+    assert!(kubectl_apply(&pod_security).ok);
+    for name in [&audit, &baseline] {
+        poll("the policies to be Ready", || ready(&["clusterpolicy", name]).is_some_and(|c| c["status"] == "True"));
+    }
+    let debugged = ns.debug("alice", "web", "dbg", &["--profile=sysadmin"]);
+    assert!(debugged.ok, "an Audit policy admits: {}", debugged.stderr);
+
+    poll("the Audit violation in the PolicyReport", || {
+        report(&ns.name).is_some_and(|r| results_for(&r, "web", &audit).iter().any(|x| x["result"] == "warn"))
+    });
+    poll("the scan finding on the older pod", || {
+        report(&ns.name).is_some_and(|r| results_for(&r, "old", &baseline).iter().any(|x| x["result"] == "fail"))
+    });
+    let found = report(&ns.name).unwrap();
+    let warn = &results_for(&found, "web", &audit)[0];
+    assert_eq!((warn["source"].as_str(), warn["rule"].as_str()), (Some("egate"), Some("ephemeral-containers")));
+    assert!(warn["message"].as_str().unwrap().contains("\"dbg\""), "{warn}");
+    assert!(found["summary"]["fail"].as_u64().unwrap() >= 1 && found["summary"]["warn"].as_u64().unwrap() >= 1);
+    let reports = cluster().admin(&["get", "policyreports", "-A", "-o", "name"]);
+    assert_eq!(reports.lines().filter(|l| l.ends_with("/egate")).count(), reports.lines().count(), "{reports}");
+
+    cluster().admin(&["-n", &ns.name, "delete", "pod", "web", "--grace-period=0", "--force"]);
+    poll("the deleted pod's results to go", || {
+        report(&ns.name).is_some_and(|r| results_for(&r, "web", &audit).is_empty())
+    });
+    cluster().admin(&["-n", &ns.name, "delete", "pod", "old", "--grace-period=0", "--force"]);
+    poll("the report of a namespace without pods to go", || report(&ns.name).is_none());
+}
+
+#[test]
+#[ignore = "needs a control plane: make e2e"]
+fn the_scan_lease_passes_to_the_other_replica_when_the_leader_stops() {
+    install();
+    let lease_holder = || {
+        let run = cluster().kubectl("admin", &["-n", "egate-system", "get", "lease", "egate-scan", "-o", "json"]);
+        if !run.ok {
+            return String::new();
+        }
+        let lease: Value = serde_json::from_str(&run.stdout).unwrap();
+        lease["spec"]["holderIdentity"].as_str().unwrap_or_default().to_string()
+    };
+    let mut replicas = [Egate::from_cluster(), Egate::from_cluster()];
+    let identities: Vec<String> = replicas.iter().map(Egate::lease_identity).collect();
+    poll("one replica to hold the lease", || identities.contains(&lease_holder()));
+    let leader = identities.iter().position(|id| *id == lease_holder()).unwrap();
+    replicas[leader].kill();
+    let follower = &identities[1 - leader];
+    poll("the other replica to take the lease over", || lease_holder() == *follower);
 }

@@ -69,7 +69,10 @@ impl Egate {
         let mut command = Command::new(env!("CARGO_BIN_EXE_egate"));
         command.args(["serve", "--addr", addr, "--watch-interval", "200ms"]);
         if self.from_cluster {
-            command.args(["--policies-from", "cluster"]).env("KUBECONFIG", dir.join("kubeconfig"));
+            // A short lease, so a handover is quick to see.
+            command
+                .args(["--policies-from", "cluster", "--lease-duration", "3s"])
+                .env("KUBECONFIG", dir.join("kubeconfig"));
         } else {
             command.args(["--policies", "policies.yaml"]);
         }
@@ -178,6 +181,12 @@ impl Egate {
             );
             self.log.lock().unwrap().iter().any(|line| line.contains(&format!("\"name\":\"{name}\"")))
         });
+    }
+
+    /// The identity it holds the scan Lease with (host name and pid).
+    pub fn lease_identity(&self) -> String {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        format!("{}-{}", host.trim(), self.child.as_ref().expect("egate serve runs").id())
     }
 
     /// Stops the server (SIGKILL: as if it crashed), leaving the webhooks registered.
