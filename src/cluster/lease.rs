@@ -71,7 +71,7 @@ impl Election {
             None => true,
             Some(renewed) => {
                 let deadline = renewed.0.checked_add(SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX));
-                deadline.map_or(false, |deadline| deadline < now)
+                deadline.is_ok_and(|deadline| deadline < now)
             }
         }
     }
