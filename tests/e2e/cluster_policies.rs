@@ -87,6 +87,13 @@ fn a_policy_applied_while_egate_serves_judges_the_next_kubectl_debug_and_reports
     assert!(ns.debug("alice", "web", "before", &["--profile=sysadmin"]).ok);
     let applied = kubectl_apply(&no_privileged(&name, None));
     assert!(applied.ok, "{}", applied.stderr);
+    // How long from the API server's answer to egate serving the new set
+    // (docs/performance.md); printed, not asserted.
+    let applied_at = std::time::Instant::now();
+    poll("egate to serve the new set", || {
+        egate.log().lines().any(|l| l.contains("policy set loaded") && l.contains(&name))
+    });
+    eprintln!("set change applied {} ms after kubectl apply returned", applied_at.elapsed().as_millis());
     poll("the policy's status to be Ready", || ready(&["clusterpolicy", &name]).is_some_and(|c| c["status"] == "True"));
     let stored = cluster().get(&["get", "clusterpolicy", &name]);
     assert_eq!(stored["status"]["observedGeneration"], stored["metadata"]["generation"]);
