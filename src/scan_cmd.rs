@@ -67,9 +67,15 @@ fn report_list(results: Vec<ReportResult>) -> Value {
 /// The pods of a file: a List's items, or the one Pod it holds.
 fn read_pods(path: &PathBuf) -> Result<Vec<Value>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let value: Value = egate_engine::yaml::from_str(&text).with_context(|| {
-        format!("{} is not JSON or YAML: write what `kubectl get pods -A -o json` prints", path.display())
-    })?;
+    // JSON as JSON: the YAML reader caps the nodes of a document, and a
+    // large cluster's pod list is far bigger than any manifest.
+    let value: Value = if text.trim_start().starts_with('{') {
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?
+    } else {
+        egate_engine::yaml::from_str(&text).with_context(|| {
+            format!("{} is not JSON or YAML: write what `kubectl get pods -A -o json` prints", path.display())
+        })?
+    };
     let pods = match value["kind"].as_str() {
         Some("Pod") => vec![value],
         Some("List" | "PodList") => value["items"].as_array().cloned().unwrap_or_default(),

@@ -344,3 +344,23 @@ fn a_scan_of_something_else_than_pods_says_what_to_give_it() {
         "{message}"
     );
 }
+
+#[test]
+fn a_scan_reads_a_large_clusters_pod_list() {
+    // More nodes than the YAML reader allows one document: a pod list of a
+    // large cluster, read as the JSON it is.
+    let pod = |i: usize| {
+        let annotations: serde_json::Map<String, Value> =
+            (0..100).map(|a| (format!("note-{a}"), Value::from("x"))).collect();
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("p{i}"), "namespace": "big", "annotations": annotations},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}})
+    };
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": (0..3000).map(pod).collect::<Vec<_>>()});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pods.json");
+    std::fs::write(&path, list.to_string()).unwrap();
+    let out = egate(&["scan", "--pods", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3000 pods"));
+}
