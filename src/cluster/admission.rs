@@ -1,4 +1,5 @@
-//! egate's validating webhook for its own policy objects: a `ClusterPolicy`
+//! egate's validating webhook for its own policy objects (`POST
+//! /validate-policies`): a `ClusterPolicy`
 //! or `Policy` being created or updated is loaded exactly as
 //! `--policies-from cluster` would load it, and refused with the engine's
 //! message when it would not load. The CRD schema already refuses unknown
@@ -10,15 +11,6 @@ use egate_engine::{AdmissionResponse, PolicySet, RequestSummary, Sandbox};
 
 use super::crd::{ClusterPolicy, Policy};
 use super::policies::PolicyObject;
-
-/// Whether an AdmissionReview is for an `egate.dev` object, read without
-/// parsing the review (every other request skips this webhook's logic).
-pub fn is_for_policy_object(body: &[u8]) -> bool {
-    let group = egate_json::member(body, "request")
-        .and_then(|request| egate_json::member(request, "resource"))
-        .and_then(|resource| egate_json::member(resource, "group"));
-    group == Some(br#""egate.dev""#)
-}
 
 /// Judges a review of a policy object: allowed when it loads (and for a
 /// DELETE), denied with the load error otherwise.

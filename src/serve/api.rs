@@ -69,11 +69,13 @@ impl Recorder {
     }
 }
 
-/// The two admission endpoints.
-#[derive(Clone, Copy, Debug)]
+/// The admission endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
     Validate,
     Mutate,
+    /// `/validate-policies`: egate's own policy objects (`cluster::admission`).
+    Policies,
 }
 
 impl Endpoint {
@@ -81,12 +83,13 @@ impl Endpoint {
         match self {
             Endpoint::Validate => "validate",
             Endpoint::Mutate => "mutate",
+            Endpoint::Policies => "policies",
         }
     }
 
     fn mode(self) -> Mode {
         match self {
-            Endpoint::Validate => Mode::Validate,
+            Endpoint::Validate | Endpoint::Policies => Mode::Validate,
             Endpoint::Mutate => Mode::Mutate,
         }
     }
@@ -97,6 +100,10 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/validate", post(|State(app): State<Arc<App>>, req: Request| admit(app, Endpoint::Validate, req)))
         .route("/mutate", post(|State(app): State<Arc<App>>, req: Request| admit(app, Endpoint::Mutate, req)))
+        .route(
+            "/validate-policies",
+            post(|State(app): State<Arc<App>>, req: Request| admit(app, Endpoint::Policies, req)),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -241,7 +248,7 @@ async fn judge(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Result<Answe
     // future, the worker stays counted until the review really ends.
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        if crate::cluster::admission::is_for_policy_object(&body) {
+        if endpoint == Endpoint::Policies {
             review_policy_object(&sandbox, &body)
         } else {
             review(&policies, &metrics, &body, endpoint)
