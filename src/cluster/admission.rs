@@ -31,6 +31,7 @@ fn judge_object(sandbox: &Sandbox, review: &Review) -> AdmissionResponse {
     };
     let message = match policy {
         Err(error) => format!("egate cannot read this policy object: {error}"),
+        Ok(PolicyObject { problem: Some(problem), .. }) => format!("egate cannot load this policy: {problem}"),
         Ok(policy) => match PolicySet::from_manifests(sandbox, &policy.origin(), &policy.manifest) {
             Ok(_) => return allowed,
             Err(error) => format!("egate cannot load this policy, so it would judge nothing: {error}"),

@@ -40,6 +40,8 @@ pub struct PolicyObject {
     generation: Option<i64>,
     /// The manifest text loaded for it: the object as a manifest file.
     pub manifest: String,
+    /// Why it cannot load whatever the engine says (a relative module path).
+    pub problem: Option<String>,
     status: Option<PolicyStatus>,
 }
 
@@ -79,7 +81,8 @@ impl PolicyObject {
             "metadata": metadata,
             "spec": spec.unwrap_or_default(),
         });
-        Self { kind, namespace, name, generation: meta.generation, manifest: manifest.to_string(), status }
+        let problem = module_problem(&manifest["spec"]);
+        Self { kind, namespace, name, generation: meta.generation, manifest: manifest.to_string(), problem, status }
     }
 
     /// What decides whether the set must be rebuilt: a status write does
@@ -173,7 +176,8 @@ impl Sync {
         }
         let started = Instant::now();
         let sandbox = self.policies.sandbox().clone();
-        let texts: Vec<(PathBuf, String)> = objects.iter().map(|o| (o.origin(), o.manifest.clone())).collect();
+        let texts: Vec<(PathBuf, String, Option<String>)> =
+            objects.iter().map(|o| (o.origin(), o.manifest.clone(), o.problem.clone())).collect();
         let loaded = tokio::task::spawn_blocking(move || load_each(&sandbox, &texts)).await;
         let Ok((set, errors)) = loaded else {
             tracing::error!("the policy loading thread panicked; the previous set keeps serving");
@@ -214,12 +218,35 @@ impl Sync {
     }
 }
 
-/// Loads each object's manifest on its own; the errors by object index.
-fn load_each(sandbox: &Sandbox, texts: &[(PathBuf, String)]) -> (PolicySet, BTreeMap<usize, String>) {
-    let manifests: Vec<(&Path, &str)> = texts.iter().map(|(path, text)| (path.as_path(), text.as_str())).collect();
+/// Loads each object's manifest on its own (but for those with a
+/// problem of their own); the errors by object index.
+fn load_each(sandbox: &Sandbox, objects: &[(PathBuf, String, Option<String>)]) -> (PolicySet, BTreeMap<usize, String>) {
+    let loadable: Vec<usize> = (0..objects.len()).filter(|&i| objects[i].2.is_none()).collect();
+    let manifests: Vec<(&Path, &str)> =
+        loadable.iter().map(|&i| (objects[i].0.as_path(), objects[i].1.as_str())).collect();
     let (set, errors) = PolicySet::load_each(sandbox, &manifests);
-    let errors = errors.into_iter().map(|(index, error): (usize, LoadError)| (index, error.to_string())).collect();
-    (set, errors)
+    let mut by_object: BTreeMap<usize, String> =
+        errors.into_iter().map(|(index, error): (usize, LoadError)| (loadable[index], error.to_string())).collect();
+    for (index, (_, _, problem)) in objects.iter().enumerate() {
+        if let Some(problem) = problem {
+            by_object.insert(index, problem.clone());
+        }
+    }
+    (set, by_object)
+}
+
+/// A module path relative to a manifest means nothing for an object
+/// stored in the cluster: there is no manifest file. `builtin:` modules and
+/// absolute paths (a module mounted into egate's pods) are fine.
+pub fn module_problem(spec: &serde_json::Value) -> Option<String> {
+    let module = spec["module"].as_str()?;
+    if module.starts_with("builtin:") || Path::new(module).is_absolute() {
+        return None;
+    }
+    Some(format!(
+        "spec.module {module:?} is a relative path, which means nothing for a policy stored in the cluster: \
+         write builtin:NAME, or the absolute path of a module mounted into egate's pods"
+    ))
 }
 
 /// The status of an object after a load: `Ready` True, or False with the
@@ -243,4 +270,35 @@ pub fn status_for(generation: Option<i64>, error: Option<&String>, previous: Opt
         last_transition_time,
     };
     PolicyStatus { conditions: vec![ready], observed_generation: generation }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_relative_module_path_is_a_problem_in_the_cluster() {
+        let spec = |module: &str| serde_json::json!({"module": module});
+        assert_eq!(module_problem(&spec("builtin:images")), None);
+        assert_eq!(module_problem(&spec("/modules/mine.wasm")), None);
+        assert_eq!(module_problem(&serde_json::json!({"validations": []})), None);
+        let problem = module_problem(&spec("mine.wasm")).unwrap();
+        assert!(problem.contains("\"mine.wasm\" is a relative path") && problem.contains("builtin:NAME"), "{problem}");
+    }
+
+    #[test]
+    fn ready_keeps_its_transition_time_while_it_keeps_its_value() {
+        let loaded = status_for(Some(1), None, None);
+        let ready = &loaded.conditions[0];
+        assert_eq!((ready.type_.as_str(), ready.status.as_str(), ready.reason.as_str()), ("Ready", "True", "Loaded"));
+        assert_eq!((loaded.observed_generation, ready.observed_generation), (Some(1), Some(1)));
+        let again = status_for(Some(2), None, Some(&loaded));
+        assert_eq!(again.conditions[0].last_transition_time, ready.last_transition_time);
+        let error = "policy \"p\": invalid spec.settings".to_string();
+        let broken = status_for(Some(3), Some(&error), Some(&again));
+        assert_eq!(
+            (broken.conditions[0].status.as_str(), broken.conditions[0].message.as_str()),
+            ("False", error.as_str())
+        );
+    }
 }
