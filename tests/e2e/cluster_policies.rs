@@ -299,3 +299,28 @@ fn the_scan_lease_passes_to_the_other_replica_when_the_leader_stops() {
     let follower = &identities[1 - leader];
     poll("the other replica to take the lease over", || lease_holder() == *follower);
 }
+
+#[test]
+#[ignore = "needs a control plane: make e2e"]
+fn egate_scan_judges_the_pods_of_the_current_kubeconfig() {
+    let ns = Namespace::new("e2e-scan-cli", &[]);
+    let mut privileged = distroless_pod("privileged");
+    privileged["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    ns.create_pod(&privileged);
+    ns.create_pod(&distroless_pod("fine"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_egate"))
+        .args(["scan", "-o", "json"])
+        .env("KUBECONFIG", cluster().var("KUBECONFIG"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a failing pod fails the scan: {}", String::from_utf8_lossy(&out.stderr));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = list["items"].as_array().unwrap().iter().find(|r| r["metadata"]["namespace"] == ns.name.as_str());
+    let report = report.unwrap_or_else(|| panic!("no report for {}: {list}", ns.name));
+    assert!(
+        !results_for(report, "privileged", "pod-security").is_empty()
+            && results_for(report, "privileged", "pod-security")[0]["result"] == "fail",
+        "{report}"
+    );
+    assert!(results_for(report, "fine", "pod-security").iter().all(|r| r["result"] == "pass"), "{report}");
+}
