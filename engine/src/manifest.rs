@@ -76,6 +76,8 @@ pub struct Spec {
     pub failure_policy: FailurePolicy,
     /// Evaluation deadline in milliseconds.
     #[serde(default = "default_timeout")]
+    // Kubernetes' schemas know int64, not uint64.
+    #[cfg_attr(feature = "schema", schemars(with = "i64"))]
     pub timeout_ms: u64,
     /// Which requests the policy judges.
     #[serde(rename = "match")]

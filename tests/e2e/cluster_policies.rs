@@ -1,6 +1,6 @@
 //! Policies as cluster objects: the CRDs of `deploy/crds/`, `egate serve
 //! --policies-from cluster` as the service account egate-system/egate with
-//! the RBAC of `deploy/rbac-cluster-policies.yaml`, each object's status,
+//! the RBAC of `deploy/cluster-policies/rbac.yaml`, each object's status,
 //! policies applied while egate serves, namespaced Policies, and the
 //! webhook's refusal of policies egate could not load.
 
@@ -9,19 +9,13 @@ use serde_json::{Value, json};
 use crate::cluster::{Namespace, Run, cluster, distroless_pod, poll, repo};
 use crate::egate::Egate;
 
-/// Installs the CRDs and egate's RBAC (idempotent), and waits until the
-/// API server serves the new kinds.
+/// Installs the CRDs and egate's RBAC (`deploy/cluster-policies/`,
+/// idempotent), and waits until the API server serves the new kinds.
 fn install() {
     let c = cluster();
     c.apply(&json!([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "egate-system"}}]));
-    c.admin(&["apply", "--server-side", "--force-conflicts", "-f", repo("deploy/crds").to_str().unwrap()]);
-    c.admin(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        repo("deploy/rbac-cluster-policies.yaml").to_str().unwrap(),
-    ]);
+    // The CRDs and egate's RBAC, as docs/deploy.md installs them.
+    c.admin(&["apply", "--server-side", "--force-conflicts", "-k", repo("deploy/cluster-policies").to_str().unwrap()]);
     c.admin(&[
         "wait",
         "--for=condition=Established",

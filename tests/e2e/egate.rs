@@ -41,7 +41,7 @@ impl Egate {
 
     /// Starts `egate serve --policies-from cluster`, with a kubeconfig whose
     /// current context is the service account egate-system/egate, so it
-    /// has only the RBAC of `deploy/rbac-cluster-policies.yaml`.
+    /// has only the RBAC of `deploy/cluster-policies/rbac.yaml`.
     pub fn from_cluster() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let c = cluster();

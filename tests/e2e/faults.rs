@@ -40,6 +40,25 @@ fn deploy_manifests_apply_server_side() {
     assert_eq!(deployment["spec"]["template"]["spec"]["serviceAccountName"], "egate");
     let ns = cluster().get(&["get", "namespace", "egate-system"]);
     assert_eq!(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
+    // docs/deploy.md's switch to --policies-from cluster, as a server-side dry run.
+    let patch = repo("deploy/cluster-policies/deployment-patch.json");
+    let patched = cluster().admin(&[
+        "-n",
+        "egate-system",
+        "patch",
+        "deployment",
+        "egate",
+        "--type=json",
+        "--dry-run=server",
+        "-o",
+        "json",
+        "--patch-file",
+        patch.to_str().unwrap(),
+    ]);
+    let patched: serde_json::Value = serde_json::from_str(&patched).unwrap();
+    let spec = &patched["spec"]["template"]["spec"];
+    assert_eq!(spec["automountServiceAccountToken"], true);
+    assert!(spec["containers"][0]["args"].as_array().unwrap().contains(&json!("--policies-from=cluster")), "{spec}");
 }
 
 /// With egate down, `kubectl debug` is refused (failurePolicy Fail) and so
