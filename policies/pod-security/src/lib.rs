@@ -1,8 +1,8 @@
 //! Built-in policy `pod-security` (`builtin:pod-security`): the Kubernetes
 //! Pod Security Standards, `baseline` or `restricted`, judged as Pod
-//! Security Admission judges them (policy version v1.35, the `latest` of a
-//! Kubernetes 1.35 API server), with the same reasons and details in its
-//! messages.
+//! Security Admission judges them at a policy version (setting `version`:
+//! `latest`, the default, which is v1.37, or any of v1.0 to v1.37), with the
+//! same reasons and details in its messages.
 //!
 //! - On `pods` CREATE, and on an UPDATE that changes an image, it judges
 //!   the whole pod: every container, init container and ephemeral
@@ -30,7 +30,7 @@
 //! let decision = evaluate(&request, &PodSecuritySettings { level: Level::Baseline, ..Default::default() }).unwrap();
 //! assert_eq!(
 //!     decision.message,
-//!     r#"violates PodSecurity "baseline:v1.35": privileged (container "app" must not set securityContext.privileged=true)"#
+//!     r#"violates PodSecurity "baseline:v1.37": privileged (container "app" must not set securityContext.privileged=true)"#
 //! );
 //! ```
 
@@ -48,9 +48,80 @@ mod tests;
 
 use subject::Subject;
 
-/// The Pod Security Admission policy version whose checks this policy
-/// implements.
-pub const POLICY_VERSION: &str = "v1.35";
+/// The newest Pod Security Admission policy version this policy
+/// implements, which `latest` means: v1.`LATEST_MINOR`.
+pub const LATEST_MINOR: u32 = 37;
+
+/// [`LATEST_MINOR`] as it is written: `v1.37`.
+pub const POLICY_VERSION: &str = "v1.37";
+
+/// A Pod Security Admission policy version: `latest` or `v1.0` to `v1.37`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Version {
+    /// The newest policy version ([`POLICY_VERSION`]); named as that
+    /// version in messages.
+    #[default]
+    Latest,
+    /// `v1.N`, N from 0 to [`LATEST_MINOR`].
+    V1(u32),
+}
+
+impl Version {
+    /// The minor of the policy version this is (`latest`: [`LATEST_MINOR`]).
+    pub fn minor(self) -> u32 {
+        match self {
+            Version::Latest => LATEST_MINOR,
+            Version::V1(minor) => minor,
+        }
+    }
+
+    /// Every version the setting accepts, as written.
+    pub fn valid() -> impl Iterator<Item = String> {
+        std::iter::once("latest".to_string()).chain((0..=LATEST_MINOR).map(|minor| format!("v1.{minor}")))
+    }
+}
+
+/// The policy version judged, as messages name it: `v1.37` for `latest`.
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "v1.{}", self.minor())
+    }
+}
+
+impl std::str::FromStr for Version {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Version, String> {
+        if value == "latest" {
+            return Ok(Version::Latest);
+        }
+        // `v1.N`, N without a sign or leading zero, at most LATEST_MINOR.
+        let minor = value
+            .strip_prefix("v1.")
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n.len() == 1 || !n.starts_with('0')))
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|minor| *minor <= LATEST_MINOR);
+        minor.map(Version::V1).ok_or_else(|| {
+            let valid: Vec<String> = Version::valid().map(|v| format!("{v:?}")).collect();
+            format!("{value:?} is not a policy version: use one of {}", valid.join(", "))
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct VersionVisitor;
+        impl serde::de::Visitor<'_> for VersionVisitor {
+            type Value = Version;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, r#""latest" or a policy version "v1.0" to "v1.{LATEST_MINOR}""#)
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Version, E> {
+                value.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(VersionVisitor)
+    }
+}
 
 /// A Pod Security Standards level.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -100,6 +171,10 @@ impl<'de> Deserialize<'de> for Level {
 pub struct PodSecuritySettings {
     /// `baseline` (the default) or `restricted`.
     pub level: Level,
+    /// The Pod Security Admission policy version whose checks apply:
+    /// `latest` (the default, v1.37) or `v1.0` to `v1.37`, as in a
+    /// namespace's `pod-security.kubernetes.io/enforce-version` label.
+    pub version: Version,
     /// Capabilities a new ephemeral container (`kubectl debug`) may add on
     /// top of what the level allows, such as `SYS_PTRACE`, which kubectl's
     /// `general` profile asks for. Compared exactly, as the capability
@@ -114,25 +189,27 @@ impl Settings for PodSecuritySettings {}
 /// Judges a request against the Pod Security Standards level of `settings`.
 pub fn evaluate(request: &Request, settings: &PodSecuritySettings) -> Result<Decision, Error> {
     let level = settings.level;
+    let version = settings.version;
+    let minor = version.minor();
     let message = match subject::of(request)? {
         Subject::Nothing => return Ok(Decision::allow()),
         Subject::WholePod(pod) => {
-            let violations = checks::run(&pod, level, false);
+            let violations = checks::run(&pod, level, minor, false);
             if violations.is_empty() {
                 return Ok(Decision::allow());
             }
-            format!("violates PodSecurity \"{level}:{POLICY_VERSION}\": {}", list(&violations))
+            format!("violates PodSecurity \"{level}:{version}\": {}", list(&violations))
         }
         Subject::NewEphemeralContainers(mut pod) => {
             allow_debug_capabilities(&mut pod, &settings.debug_capabilities);
-            let violations = checks::run(&pod, level, true);
+            let violations = checks::run(&pod, level, minor, true);
             if violations.is_empty() {
                 return Ok(Decision::allow());
             }
             let names: Vec<String> = pod.spec.ephemeral_containers.iter().map(|c| format!("{:?}", c.name)).collect();
             let one = names.len() == 1;
             format!(
-                "{} {} {} PodSecurity \"{level}:{POLICY_VERSION}\" (with the securityContext {} from the pod): {}",
+                "{} {} {} PodSecurity \"{level}:{version}\" (with the securityContext {} from the pod): {}",
                 if one { "ephemeral container" } else { "ephemeral containers" },
                 names.join(", "),
                 if one { "violates" } else { "violate" },

@@ -72,7 +72,7 @@ fn verdict(pod: &Value, level: Level) -> String {
     if decision.allowed {
         return String::new();
     }
-    let prefix = format!("violates PodSecurity \"{level}:v1.35\": ");
+    let prefix = format!("violates PodSecurity \"{level}:v1.37\": ");
     decision.message.strip_prefix(&prefix).unwrap_or_else(|| panic!("{}", decision.message)).to_string()
 }
 
@@ -475,7 +475,7 @@ fn a_pod_create_lists_every_violation_in_pod_security_admission_order() {
     assert!(
         decision
             .message
-            .starts_with(r#"violates PodSecurity "baseline:v1.35": non-default capabilities (container "app""#)
+            .starts_with(r#"violates PodSecurity "baseline:v1.37": non-default capabilities (container "app""#)
     );
 }
 
@@ -546,7 +546,7 @@ fn a_debug_container_inherits_the_pod_level_security_context() {
     let decision = debug(&bare, restricted_debug_container(), Level::Restricted);
     assert_eq!(
         decision.message,
-        r#"ephemeral container "dbg" violates PodSecurity "restricted:v1.35" (with the securityContext it inherits from the pod): runAsNonRoot != true (pod or container "dbg" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container "dbg" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")"#
+        r#"ephemeral container "dbg" violates PodSecurity "restricted:v1.37" (with the securityContext it inherits from the pod): runAsNonRoot != true (pod or container "dbg" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container "dbg" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")"#
     );
     let own = with(restricted_debug_container(), "/securityContext/runAsNonRoot", json!(true));
     let own = with(own, "/securityContext/seccompProfile", json!({"type": "RuntimeDefault"}));
@@ -593,7 +593,7 @@ fn a_debug_request_does_not_judge_the_pod_again() {
     );
     assert_eq!(
         decision.message,
-        r#"ephemeral container "dbg2" violates PodSecurity "baseline:v1.35" (with the securityContext it inherits from the pod): privileged (container "dbg2" must not set securityContext.privileged=true)"#
+        r#"ephemeral container "dbg2" violates PodSecurity "baseline:v1.37" (with the securityContext it inherits from the pod): privileged (container "dbg2" must not set securityContext.privileged=true)"#
     );
 }
 
@@ -637,7 +637,7 @@ fn several_debug_containers_are_named_together() {
     );
     let decision = decide(&request("UPDATE", Some("ephemeralcontainers"), &new, Some(&old)), Level::Baseline);
     assert!(
-        decision.message.starts_with(r#"ephemeral containers "a", "b" violate PodSecurity "baseline:v1.35" (with the securityContext they inherit from the pod): privileged (containers "a", "b""#),
+        decision.message.starts_with(r#"ephemeral containers "a", "b" violate PodSecurity "baseline:v1.37" (with the securityContext they inherit from the pod): privileged (containers "a", "b""#),
         "{}",
         decision.message
     );
@@ -681,7 +681,11 @@ fn debug_capabilities_admit_what_they_name_on_debug_containers_only() {
     // What `kubectl debug --profile=general` adds.
     let general = json!({"name": "dbg", "image": "busybox:1.36",
                          "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}});
-    let ptrace = PodSecuritySettings { level: Level::Baseline, debug_capabilities: vec!["SYS_PTRACE".into()] };
+    let ptrace = PodSecuritySettings {
+        level: Level::Baseline,
+        debug_capabilities: vec!["SYS_PTRACE".into()],
+        ..Default::default()
+    };
     let judge = |container: &Value, settings: &PodSecuritySettings| {
         evaluate(&Request::parse(&debug_request(&pod, container.clone(), "alice", &[])).unwrap(), settings).unwrap()
     };
@@ -698,4 +702,199 @@ fn debug_capabilities_admit_what_they_name_on_debug_containers_only() {
         "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}}]}});
     let create = evaluate(&Request::parse(&request("CREATE", None, &pod_with_ptrace, None)).unwrap(), &ptrace).unwrap();
     assert!(!create.allowed);
+}
+
+// ----- policy versions ----------------------------------------------------
+
+/// What a pod CREATE yields at `level` and policy `version`: "" when
+/// allowed, else the whole message.
+fn at_version(pod: &Value, level: Level, version: &str) -> String {
+    let settings: PodSecuritySettings =
+        settings_from_json(json!({"level": level.to_string(), "version": version}).to_string().as_bytes()).unwrap();
+    let decision = evaluate(&Request::parse(&request("CREATE", None, pod, None)).unwrap(), &settings).unwrap();
+    if decision.allowed { String::new() } else { decision.message }
+}
+
+#[test]
+fn version_defaults_to_latest_which_is_named_v1_37() {
+    let settings = settings_from_json::<PodSecuritySettings>(b"{}").unwrap();
+    assert_eq!(settings.version, Version::Latest);
+    assert_eq!(settings.version.to_string(), "v1.37");
+    assert_eq!(POLICY_VERSION, format!("v1.{LATEST_MINOR}"));
+    let pod = with(restricted_pod(), &format!("{CONTAINER_SC}/privileged"), json!(true));
+    for version in ["latest", "v1.37"] {
+        assert!(at_version(&pod, Level::Baseline, version).starts_with(r#"violates PodSecurity "baseline:v1.37": "#));
+    }
+}
+
+#[test]
+fn messages_name_the_version_judged() {
+    let pod = with(restricted_pod(), &format!("{CONTAINER_SC}/privileged"), json!(true));
+    assert_eq!(
+        at_version(&pod, Level::Baseline, "v1.28"),
+        r#"violates PodSecurity "baseline:v1.28": privileged (container "app" must not set securityContext.privileged=true)"#
+    );
+    let review = debug_request(&restricted_pod(), json!({"name": "dbg", "image": "busybox"}), "alice", &[]);
+    let settings: PodSecuritySettings = settings_from_json(br#"{"level": "restricted", "version": "v1.24"}"#).unwrap();
+    let decision = evaluate(&Request::parse(&review).unwrap(), &settings).unwrap();
+    assert!(
+        decision.message.starts_with(r#"ephemeral container "dbg" violates PodSecurity "restricted:v1.24" "#),
+        "{}",
+        decision.message
+    );
+}
+
+#[test]
+fn versions_outside_v1_0_to_v1_37_are_refused_listing_the_valid_ones() {
+    for version in ["v1.38", "1.28", "v1.028", "v2.0", "v1.", "Latest", "v1.-1"] {
+        let settings = json!({"version": version}).to_string();
+        let err = settings_from_json::<PodSecuritySettings>(settings.as_bytes()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{version:?} is not a policy version: use one of \"latest\", \"v1.0\", \"v1.1\",")),
+            "{err}"
+        );
+        assert!(err.contains(r#""v1.36", "v1.37""#), "{err}");
+    }
+    assert!(settings_from_json::<PodSecuritySettings>(br#"{"version": 35}"#).is_err());
+    for version in ["v1.0", "v1.9", "v1.10", "v1.37"] {
+        let settings = json!({"version": version}).to_string();
+        assert_eq!(
+            settings_from_json::<PodSecuritySettings>(settings.as_bytes()).unwrap().version.to_string(),
+            version
+        );
+    }
+}
+
+#[test]
+fn sysctls_become_safe_at_their_version() {
+    let pod =
+        |name: &str| with(restricted_pod(), "/spec/securityContext/sysctls", json!([{"name": name, "value": "1"}]));
+    for (name, since) in [
+        ("kernel.shm_rmid_forced", 0),
+        ("net.ipv4.ip_local_reserved_ports", 27),
+        ("net.ipv4.tcp_fin_timeout", 29),
+        ("net.ipv4.tcp_wmem", 32),
+        ("net.ipv4.tcp_notsent_lowat", 37),
+    ] {
+        assert_eq!(at_version(&pod(name), Level::Baseline, &format!("v1.{since}")), "", "{name}");
+        if since > 0 {
+            assert_eq!(
+                at_version(&pod(name), Level::Baseline, &format!("v1.{}", since - 1)),
+                format!(r#"violates PodSecurity "baseline:v1.{}": forbidden sysctls ({name})"#, since - 1)
+            );
+        }
+    }
+}
+
+#[test]
+fn seccomp_was_set_by_annotations_before_v1_19() {
+    let pod = with(
+        with(restricted_pod(), "/metadata/annotations/seccomp.security.alpha.kubernetes.io~1pod", json!("unconfined")),
+        "/metadata/annotations/container.seccomp.security.alpha.kubernetes.io~1app",
+        json!("docker/default"),
+    );
+    assert_eq!(
+        at_version(&pod, Level::Baseline, "v1.18"),
+        r#"violates PodSecurity "baseline:v1.18": seccompProfile (forbidden annotation seccomp.security.alpha.kubernetes.io/pod="unconfined")"#
+    );
+    assert_eq!(at_version(&pod, Level::Baseline, "v1.19"), "");
+    // The field is not read before v1.19, at either level.
+    let field = with(restricted_pod(), "/spec/securityContext/seccompProfile", json!({"type": "Unconfined"}));
+    assert_eq!(at_version(&field, Level::Baseline, "v1.18"), "");
+    assert!(at_version(&field, Level::Baseline, "v1.19").contains("seccompProfile (pod must not set"));
+}
+
+#[test]
+fn restricted_checks_join_at_their_versions() {
+    // The Kubernetes default pod: nothing set.
+    let plain = json!({"metadata": {"name": "plain"}, "spec": {"containers": [{"name": "app", "image": "nginx"}]}});
+    let reasons = |version: &str| -> Vec<String> {
+        let message = at_version(&plain, Level::Restricted, version);
+        let list = message.split_once("\": ").map_or("", |(_, list)| list).to_string();
+        list.split(", ").filter_map(|v| v.split_once(" (").map(|(reason, _)| reason.to_string())).collect()
+    };
+    assert_eq!(reasons("v1.7"), ["runAsNonRoot != true"]);
+    assert_eq!(reasons("v1.8"), ["allowPrivilegeEscalation != false", "runAsNonRoot != true"]);
+    assert_eq!(reasons("v1.19"), ["allowPrivilegeEscalation != false", "runAsNonRoot != true", "seccompProfile"]);
+    assert_eq!(
+        reasons("v1.22"),
+        ["allowPrivilegeEscalation != false", "unrestricted capabilities", "runAsNonRoot != true", "seccompProfile"]
+    );
+    // runAsUser=0 is refused from v1.23.
+    let root = with(restricted_pod(), "/spec/securityContext/runAsUser", json!(0));
+    assert_eq!(at_version(&root, Level::Restricted, "v1.22"), "");
+    assert!(at_version(&root, Level::Restricted, "v1.23").ends_with("runAsUser=0 (pod must not set runAsUser=0)"));
+}
+
+#[test]
+fn before_v1_22_restricted_judges_capabilities_as_baseline_does() {
+    let pod = with(restricted_pod(), &format!("{CONTAINER_SC}/capabilities"), json!({"add": ["NET_RAW"]}));
+    assert_eq!(
+        at_version(&pod, Level::Restricted, "v1.21"),
+        r#"violates PodSecurity "restricted:v1.21": non-default capabilities (container "app" must not include "NET_RAW" in securityContext.capabilities.add)"#
+    );
+    assert!(at_version(&pod, Level::Restricted, "v1.22").contains("unrestricted capabilities ("));
+}
+
+#[test]
+fn windows_pods_are_exempt_from_three_restricted_checks_from_v1_25() {
+    let windows = json!({"metadata": {"name": "win"},
+                         "spec": {"os": {"name": "windows"}, "securityContext": {"runAsNonRoot": true},
+                                  "containers": [{"name": "app", "image": "nanoserver"}]}});
+    assert_eq!(at_version(&windows, Level::Restricted, "v1.25"), "");
+    let message = at_version(&windows, Level::Restricted, "v1.24");
+    for reason in ["allowPrivilegeEscalation != false (", "unrestricted capabilities (", "seccompProfile ("] {
+        assert!(message.contains(reason), "{message}");
+    }
+}
+
+#[test]
+fn user_namespaces_relax_proc_mount_run_as_non_root_and_run_as_user_from_v1_35() {
+    let pod = with(
+        with(
+            with(restricted_pod(), "/spec/hostUsers", json!(false)),
+            "/spec/securityContext/runAsNonRoot",
+            json!(false),
+        ),
+        &format!("{CONTAINER_SC}/procMount"),
+        json!("Unmasked"),
+    );
+    let pod = with(pod, "/spec/securityContext/runAsUser", json!(0));
+    assert_eq!(at_version(&pod, Level::Baseline, "v1.35"), "");
+    assert!(at_version(&pod, Level::Baseline, "v1.34").contains("procMount ("));
+    let restricted = at_version(&pod, Level::Restricted, "v1.34");
+    for reason in ["procMount (", "runAsNonRoot != true (", "runAsUser=0 ("] {
+        assert!(restricted.contains(reason), "{restricted}");
+    }
+    // From v1.35 the restricted level still refuses an unmasked /proc.
+    let restricted = at_version(&pod, Level::Restricted, "v1.35");
+    assert!(
+        restricted.ends_with(r#"procMount (container "app" must not set securityContext.procMount to "Unmasked")"#),
+        "{restricted}"
+    );
+    assert!(!restricted.contains("runAs"), "{restricted}");
+}
+
+#[test]
+fn container_engine_t_is_allowed_from_v1_31_and_host_probes_refused_from_v1_34() {
+    let engine =
+        with(restricted_pod(), &format!("{CONTAINER_SC}/seLinuxOptions"), json!({"type": "container_engine_t"}));
+    assert_eq!(at_version(&engine, Level::Baseline, "v1.31"), "");
+    assert!(at_version(&engine, Level::Baseline, "v1.30").contains(
+        r#"seLinuxOptions (container "app" set forbidden securityContext.seLinuxOptions: type "container_engine_t")"#
+    ));
+    let probe = with(
+        restricted_pod(),
+        "/spec/containers/0/livenessProbe",
+        json!({"tcpSocket": {"host": "10.0.0.1", "port": 80}}),
+    );
+    assert_eq!(at_version(&probe, Level::Baseline, "v1.33"), "");
+    assert!(at_version(&probe, Level::Baseline, "v1.34").contains("probe or lifecycle host ("));
+}
+
+#[test]
+fn a_volume_without_a_source_is_the_empty_dir_the_api_server_makes_it() {
+    let pod = with(restricted_pod(), "/spec/volumes", json!([{"name": "scratch"}]));
+    assert_eq!(verdicts(&pod), allowed());
+    assert_eq!(at_version(&pod, Level::Restricted, "v1.0"), "");
 }

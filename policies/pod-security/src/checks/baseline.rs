@@ -1,11 +1,15 @@
-//! The baseline checks, one function each, after Pod Security Admission's
-//! `check_*.go` (policy version v1.35). Doc comments name the fields read
+//! The baseline checks, after Pod Security Admission's `check_*.go`: one
+//! function per version of a check, the newest under the check's own name,
+//! older ones suffixed with the version they apply from (`sysctls_1_27`
+//! applies from v1.27 until the next one). Doc comments name the fields read
 //! and the values allowed.
 
 use std::collections::BTreeSet;
 
 use super::{Violation, containers, containers_named, join_quote, pluralize};
-use crate::view::{Handler, Pod, SeLinuxOptions, WindowsOptions};
+use crate::view::{
+    Handler, Pod, SECCOMP_CONTAINER_ANNOTATION_PREFIX, SECCOMP_POD_ANNOTATION, SeLinuxOptions, WindowsOptions,
+};
 
 /// Capabilities a container may add at baseline.
 #[rustfmt::skip]
@@ -14,26 +18,35 @@ pub const ALLOWED_CAPABILITIES: [&str; 13] = [
     "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
 ];
 
-/// SELinux types a pod or container may set (`""`: unset).
+/// SELinux types a pod or container may set (`""`: unset), from policy
+/// v1.31; before it, all but `container_engine_t`.
 #[rustfmt::skip]
 pub const ALLOWED_SELINUX_TYPES: [&str; 5] =
     ["", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"];
 
-/// Sysctls a pod may set: namespaced and isolated from other pods.
-pub const SAFE_SYSCTLS: [&str; 12] = [
-    "kernel.shm_rmid_forced",
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range",
-    "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-    "net.ipv4.tcp_rmem",
-    "net.ipv4.tcp_wmem",
+/// Sysctls a pod may set (namespaced, and isolated from other pods), each
+/// with the minor version of the first policy version that allows it.
+pub const SAFE_SYSCTLS: [(&str, u32); 14] = [
+    ("kernel.shm_rmid_forced", 0),
+    ("net.ipv4.ip_local_port_range", 0),
+    ("net.ipv4.ip_unprivileged_port_start", 0),
+    ("net.ipv4.tcp_syncookies", 0),
+    ("net.ipv4.ping_group_range", 0),
+    ("net.ipv4.ip_local_reserved_ports", 27),
+    ("net.ipv4.tcp_keepalive_time", 29),
+    ("net.ipv4.tcp_fin_timeout", 29),
+    ("net.ipv4.tcp_keepalive_intvl", 29),
+    ("net.ipv4.tcp_keepalive_probes", 29),
+    ("net.ipv4.tcp_rmem", 32),
+    ("net.ipv4.tcp_wmem", 32),
+    ("net.ipv4.tcp_slow_start_after_idle", 37),
+    ("net.ipv4.tcp_notsent_lowat", 37),
 ];
+
+/// Values of the seccomp annotations allowed before policy v1.19.
+fn confined_annotation(value: &str) -> bool {
+    value == "runtime/default" || value == "docker/default" || value.starts_with("localhost/")
+}
 
 /// `RuntimeDefault` or `Localhost`: the seccomp and AppArmor profile types
 /// that keep a confinement.
@@ -256,12 +269,12 @@ pub fn proc_mount(pod: &Pod) -> Option<Violation> {
     if pod.spec.in_user_namespace() {
         return None;
     }
-    default_proc_mount(pod)
+    proc_mount_1_0(pod)
 }
 
-/// The `procMount` rule without the user-namespace exemption (the restricted
-/// level's `procMount_restricted`).
-pub(super) fn default_proc_mount(pod: &Pod) -> Option<Violation> {
+/// `procMount` before policy v1.35: no user-namespace exemption (also the
+/// restricted level's `procMount_restricted`).
+pub fn proc_mount_1_0(pod: &Pod) -> Option<Violation> {
     let mut bad_containers = Vec::new();
     let mut bad_types = BTreeSet::new();
     for c in containers(&pod.spec) {
@@ -291,12 +304,21 @@ pub(super) fn default_proc_mount(pod: &Pod) -> Option<Violation> {
 /// `.user` and `.role` (allowed: empty, unset) of
 /// `spec.securityContext` and of every container's `securityContext`.
 pub fn se_linux_options(pod: &Pod) -> Option<Violation> {
+    se_linux_options_allowing(pod, &ALLOWED_SELINUX_TYPES)
+}
+
+/// `seLinuxOptions` before policy v1.31: `container_engine_t` not allowed.
+pub fn se_linux_options_1_0(pod: &Pod) -> Option<Violation> {
+    se_linux_options_allowing(pod, &ALLOWED_SELINUX_TYPES[..4])
+}
+
+fn se_linux_options_allowing(pod: &Pod, allowed_types: &[&str]) -> Option<Violation> {
     let mut bad_types = BTreeSet::new();
     let (mut set_user, mut set_role) = (false, false);
     let mut valid = |options: &SeLinuxOptions<'_>| {
         let kind = options.kind.as_deref().unwrap_or_default();
         let mut ok = true;
-        if !ALLOWED_SELINUX_TYPES.contains(&kind) {
+        if !allowed_types.contains(&kind) {
             ok = false;
             bad_types.insert(kind.to_string());
         }
@@ -381,18 +403,75 @@ pub fn seccomp_profile(pod: &Pod) -> Option<Violation> {
     )
 }
 
+/// `seccompProfile_baseline` before policy v1.19, when seccomp was set by
+/// annotations.
+///
+/// Reads the annotations `seccomp.security.alpha.kubernetes.io/pod` and
+/// `container.seccomp.security.alpha.kubernetes.io/NAME` of every container
+/// (allowed: `runtime/default`, `docker/default`, `localhost/*`, unset).
+pub fn seccomp_profile_1_0(pod: &Pod) -> Option<Violation> {
+    let annotations = &pod.metadata.annotations;
+    let mut forbidden = BTreeSet::new();
+    let mut judge = |key: String| {
+        if let Some(value) = annotations.get(&key).filter(|v| !confined_annotation(v)) {
+            forbidden.insert(format!("{key}={value:?}"));
+        }
+    };
+    judge(SECCOMP_POD_ANNOTATION.to_string());
+    for c in containers(&pod.spec) {
+        judge(format!("{SECCOMP_CONTAINER_ANNOTATION_PREFIX}{}", c.name));
+    }
+    if forbidden.is_empty() {
+        return None;
+    }
+    Violation::new(
+        "seccompProfile",
+        format!(
+            "forbidden {} {}",
+            pluralize("annotation", "annotations", forbidden.len()),
+            forbidden.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    )
+}
+
 /// `sysctls`: only the safe sysctls.
 ///
 /// Reads `spec.securityContext.sysctls[*].name` (allowed:
-/// [`SAFE_SYSCTLS`]).
+/// [`SAFE_SYSCTLS`], from policy v1.37 all of them).
 pub fn sysctls(pod: &Pod) -> Option<Violation> {
+    sysctls_safe_at(pod, 37)
+}
+
+/// `sysctls` from policy v1.32: all but the two of v1.37.
+pub fn sysctls_1_32(pod: &Pod) -> Option<Violation> {
+    sysctls_safe_at(pod, 32)
+}
+
+/// `sysctls` from policy v1.29.
+pub fn sysctls_1_29(pod: &Pod) -> Option<Violation> {
+    sysctls_safe_at(pod, 29)
+}
+
+/// `sysctls` from policy v1.27.
+pub fn sysctls_1_27(pod: &Pod) -> Option<Violation> {
+    sysctls_safe_at(pod, 27)
+}
+
+/// `sysctls` from policy v1.0: the first five.
+pub fn sysctls_1_0(pod: &Pod) -> Option<Violation> {
+    sysctls_safe_at(pod, 0)
+}
+
+/// The sysctls of `pod` not safe at policy version v1.`minor`.
+fn sysctls_safe_at(pod: &Pod, minor: u32) -> Option<Violation> {
+    let safe = |name: &str| SAFE_SYSCTLS.iter().any(|(safe, since)| *safe == name && *since <= minor);
     let forbidden: Vec<&str> = pod
         .spec
         .security_context
         .iter()
         .flat_map(|sc| &sc.sysctls)
         .map(|s| s.name.as_ref())
-        .filter(|name| !SAFE_SYSCTLS.contains(name))
+        .filter(|name| !safe(name))
         .collect();
     if forbidden.is_empty() {
         return None;

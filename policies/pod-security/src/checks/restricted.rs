@@ -1,10 +1,12 @@
-//! The restricted checks, one function each, after Pod Security
-//! Admission's `check_*.go` (policy version v1.35). Doc comments name the
-//! fields read and the values allowed.
+//! The restricted checks, after Pod Security Admission's `check_*.go`: one
+//! function per version of a check, the newest under the check's own name,
+//! older ones suffixed with the version they apply from (`run_as_user_1_23`
+//! applies from v1.23 until the next one). Doc comments name the fields
+//! read and the values allowed.
 
 use std::collections::BTreeSet;
 
-use super::baseline::{confined, default_proc_mount};
+use super::baseline::{confined, proc_mount_1_0};
 use super::{Violation, containers, containers_named, join_quote, pluralize};
 use crate::view::Pod;
 
@@ -33,6 +35,12 @@ pub fn allow_privilege_escalation(pod: &Pod) -> Option<Violation> {
     if pod.spec.is_windows() {
         return None;
     }
+    allow_privilege_escalation_1_8(pod)
+}
+
+/// `allowPrivilegeEscalation` from policy v1.8 to v1.24: Windows pods not
+/// exempt.
+pub fn allow_privilege_escalation_1_8(pod: &Pod) -> Option<Violation> {
     let bad: Vec<&str> = containers(&pod.spec)
         .filter(|c| c.security_context.as_ref().and_then(|sc| sc.allow_privilege_escalation) != Some(false))
         .map(|c| c.name.as_ref())
@@ -56,6 +64,12 @@ pub fn capabilities(pod: &Pod) -> Option<Violation> {
     if pod.spec.is_windows() {
         return None;
     }
+    capabilities_1_22(pod)
+}
+
+/// `capabilities_restricted` from policy v1.22 to v1.24: Windows pods not
+/// exempt.
+pub fn capabilities_1_22(pod: &Pod) -> Option<Violation> {
     let mut missing_drop_all = Vec::new();
     let mut adding_forbidden = Vec::new();
     let mut forbidden = BTreeSet::new();
@@ -102,19 +116,21 @@ pub fn capabilities(pod: &Pod) -> Option<Violation> {
 /// Reads `securityContext.procMount` of every container (allowed:
 /// `Default`, unset).
 pub fn proc_mount(pod: &Pod) -> Option<Violation> {
-    default_proc_mount(pod)
+    proc_mount_1_0(pod)
 }
 
 /// `restrictedVolumes`: only volume types that stay inside the pod or go
 /// through a PersistentVolume.
 ///
 /// Reads the source of every `spec.volumes[*]` (allowed:
-/// [`ALLOWED_VOLUME_SOURCES`]).
+/// [`ALLOWED_VOLUME_SOURCES`], and none at all: the API server makes a
+/// volume without a source an `emptyDir` before admission, and Pod
+/// Security Admission's fixtures count on it).
 pub fn volumes(pod: &Pod) -> Option<Violation> {
     let mut bad_volumes = Vec::new();
     let mut bad_types = BTreeSet::new();
     for volume in &pod.spec.volumes {
-        if ALLOWED_VOLUME_SOURCES.iter().any(|allowed| volume.has(allowed)) {
+        if volume.sources.is_empty() || ALLOWED_VOLUME_SOURCES.iter().any(|allowed| volume.has(allowed)) {
             continue;
         }
         bad_volumes.push(volume.name.as_ref());
@@ -138,8 +154,8 @@ pub fn volumes(pod: &Pod) -> Option<Violation> {
 }
 
 /// `runAsNonRoot`: containers must run as a non-root user. Pods in their
-/// own user namespace (`spec.hostUsers: false`) are exempt from policy
-/// v1.35.
+/// own user namespace (`spec.hostUsers: false`) are exempt (from policy
+/// v1.35).
 ///
 /// Reads `spec.securityContext.runAsNonRoot` and every container's
 /// `securityContext.runAsNonRoot` (required: true, at container level or
@@ -148,6 +164,11 @@ pub fn run_as_non_root(pod: &Pod) -> Option<Violation> {
     if pod.spec.in_user_namespace() {
         return None;
     }
+    run_as_non_root_1_0(pod)
+}
+
+/// `runAsNonRoot` before policy v1.35: no user-namespace exemption.
+pub fn run_as_non_root_1_0(pod: &Pod) -> Option<Violation> {
     let mut setters = Vec::new();
     let pod_value = pod.spec.security_context.as_ref().and_then(|sc| sc.run_as_non_root);
     if pod_value == Some(false) {
@@ -184,7 +205,7 @@ pub fn run_as_non_root(pod: &Pod) -> Option<Violation> {
 }
 
 /// `runAsUser`: nothing may run as UID 0. Pods in their own user namespace
-/// (`spec.hostUsers: false`) are exempt from policy v1.35.
+/// (`spec.hostUsers: false`) are exempt (from policy v1.35).
 ///
 /// Reads `spec.securityContext.runAsUser` and every container's
 /// `securityContext.runAsUser` (allowed: non-zero, unset).
@@ -192,6 +213,11 @@ pub fn run_as_user(pod: &Pod) -> Option<Violation> {
     if pod.spec.in_user_namespace() {
         return None;
     }
+    run_as_user_1_23(pod)
+}
+
+/// `runAsUser` from policy v1.23 to v1.34: no user-namespace exemption.
+pub fn run_as_user_1_23(pod: &Pod) -> Option<Violation> {
     let mut setters = Vec::new();
     if pod.spec.security_context.as_ref().and_then(|sc| sc.run_as_user) == Some(0) {
         setters.push("pod".to_string());
@@ -219,6 +245,12 @@ pub fn seccomp_profile(pod: &Pod) -> Option<Violation> {
     if pod.spec.is_windows() {
         return None;
     }
+    seccomp_profile_1_19(pod)
+}
+
+/// `seccompProfile_restricted` from policy v1.19 to v1.24: Windows pods
+/// not exempt.
+pub fn seccomp_profile_1_19(pod: &Pod) -> Option<Violation> {
     let mut setters = Vec::new();
     let mut bad_types = BTreeSet::new();
     let mut pod_confined = false;
