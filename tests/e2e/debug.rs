@@ -126,7 +126,7 @@ fn a_denial_says_policy_container_field_and_remedy() {
     );
     assert!(
         run.stderr.contains(
-            "pod-security: ephemeral container \"dbg\" violates PodSecurity \"baseline:v1.35\" (with the securityContext it inherits from the pod): privileged (container \"dbg\" must not set securityContext.privileged=true)"
+            "pod-security: ephemeral container \"dbg\" violates PodSecurity \"baseline:v1.37\" (with the securityContext it inherits from the pod): privileged (container \"dbg\" must not set securityContext.privileged=true)"
         ),
         "{}",
         run.stderr

@@ -21,7 +21,7 @@ fn a_privileged_pod_is_refused_by_pod_security() {
         run.lines("Error from server").first().copied(),
         Some(
             "Error from server: error when creating \"STDIN\": admission webhook \"pods.validate.egate.dev\" denied the request: \
-             pod-security: violates PodSecurity \"baseline:v1.35\": privileged (container \"app\" must not set securityContext.privileged=true)"
+             pod-security: violates PodSecurity \"baseline:v1.37\": privileged (container \"app\" must not set securityContext.privileged=true)"
         ),
         "{}",
         run.stderr
@@ -58,7 +58,7 @@ fn node_debugging_pods_are_judged_as_pods() {
             continue;
         }
         assert!(!run.ok, "--profile={profile}: {run:?}");
-        assert!(run.stderr.contains("admission webhook \"pods.validate.egate.dev\" denied the request: pod-security: violates PodSecurity \"baseline:v1.35\""), "{}", run.stderr);
+        assert!(run.stderr.contains("admission webhook \"pods.validate.egate.dev\" denied the request: pod-security: violates PodSecurity \"baseline:v1.37\""), "{}", run.stderr);
         assert!(run.stderr.contains("host namespaces"), "--profile={profile}: {}", run.stderr);
     }
     cluster().kubectl("admin", &["delete", "node", &node, "--wait=false"]);
