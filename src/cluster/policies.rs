@@ -117,7 +117,7 @@ pub async fn serve_from_cluster(
     cluster_store.wait_until_ready().await.context("the ClusterPolicy watch ended before its first list")?;
     namespaced_store.wait_until_ready().await.context("the Policy watch ended before its first list")?;
 
-    let mut sync = Sync { client, policies, metrics, cluster_store, namespaced_store, loaded: None, rescan };
+    let mut sync = ClusterSync { client, policies, metrics, cluster_store, namespaced_store, loaded: None, rescan };
     sync.apply().await;
     tokio::spawn(async move {
         while changed.recv().await.is_some() {
@@ -149,8 +149,8 @@ where
     });
 }
 
-/// The state between rebuilds.
-struct Sync {
+/// Keeps the served set to the cluster's policy objects: the state between rebuilds.
+struct ClusterSync {
     client: Client,
     policies: Arc<Policies>,
     metrics: Arc<Metrics>,
@@ -162,7 +162,7 @@ struct Sync {
     rescan: Arc<AtomicBool>,
 }
 
-impl Sync {
+impl ClusterSync {
     /// Rebuilds the set when an object's spec changed, then brings every
     /// object's status up to date.
     async fn apply(&mut self) {
