@@ -243,13 +243,14 @@ async fn judge(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Result<Answe
         ));
     };
     let metrics = app.metrics.clone();
-    let sandbox = app.policies.sandbox().clone();
+    // Only policy objects need the sandbox: pod reviews do not pay for it.
+    let sandbox = (endpoint == Endpoint::Policies).then(|| app.policies.sandbox().clone());
     // The permit moves into the blocking task: if the deadline drops this
     // future, the worker stays counted until the review really ends.
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        if endpoint == Endpoint::Policies {
-            review_policy_object(&sandbox, &body)
+        if let Some(sandbox) = &sandbox {
+            review_policy_object(sandbox, &body)
         } else {
             review(&policies, &metrics, &body, endpoint)
         }
