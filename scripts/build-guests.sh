@@ -18,11 +18,19 @@ out_dir="$root/target/builtin"
 profile=guest
 
 packages=()
+# Policies that reuse another policy's code (a dependency on egate-policy-*)
+# build on their own: in one build with the others, that policy's module
+# exports would be compiled into them too.
+reusing=()
 names=()
 for manifest in policies/*/Cargo.toml; do
   name="$(basename "$(dirname "$manifest")")"
   names+=("$name")
-  packages+=(-p "egate-policy-$name")
+  if grep -q '^egate-policy-' "$manifest"; then
+    reusing+=(-p "egate-policy-$name")
+  else
+    packages+=(-p "egate-policy-$name")
+  fi
 done
 
 has_rustup_target() {
@@ -77,6 +85,7 @@ fi
 # (library/). Two builds: bundling turns on the SDK's `bundle` feature,
 # which removes each policy's own exports.
 build "${packages[@]}"
+((${#reusing[@]} == 0)) || build "${reusing[@]}"
 build -p egate-builtin-library
 
 cp "$target_dir/wasm32-wasip1/$profile/egate_builtin_library.wasm" "$root/target/builtin-library.wasm.tmp"

@@ -39,6 +39,10 @@ pub struct Decision<Op = PatchOp> {
     /// `failurePolicy`. Use [`Decision::error`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The grants (an input, [`crate::inputs`]) this decision admitted
+    /// debug containers under: the host records each use in its grant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant_uses: Vec<crate::inputs::GrantUse>,
 }
 
 impl<Op> Default for Decision<Op> {
@@ -51,6 +55,7 @@ impl<Op> Default for Decision<Op> {
             audit_annotations: BTreeMap::new(),
             patch: Vec::new(),
             error: None,
+            grant_uses: Vec::new(),
         }
     }
 }
@@ -92,6 +97,12 @@ impl Decision {
     /// Adds an audit annotation.
     pub fn with_audit_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.audit_annotations.insert(key.into(), value.into());
+        self
+    }
+
+    /// Records that a grant admitted a debug container.
+    pub fn with_grant_use(mut self, grant: impl Into<String>, container: impl Into<String>) -> Self {
+        self.grant_uses.push(crate::inputs::GrantUse { grant: grant.into(), container: container.into() });
         self
     }
 

@@ -10,7 +10,9 @@
 //! - [`pack`] / [`unpack`]: how an `i64` result carries an output buffer;
 //! - [`guest_exports!`]: the export functions themselves, for a module;
 //! - [`Glob`]: the one meaning of a wildcard pattern, in manifests and in
-//!   the built-ins' settings alike.
+//!   the built-ins' settings alike;
+//! - [`inputs`]: what the host prepares from the cluster for a policy that
+//!   declares it (debug grants), and how a module declares it.
 //!
 //! | export | wasm type | meaning |
 //! | --- | --- | --- |
@@ -37,6 +39,7 @@ pub mod exports;
 mod glob;
 #[doc(hidden)]
 pub mod guest;
+pub mod inputs;
 
 pub use cow_str::CowStr;
 pub use decision::{BundledSettings, Decision, PatchOp, SettingsVerdict};

@@ -35,6 +35,14 @@ pub enum FailureCause {
     /// A matchCondition or validation could not be evaluated.
     #[error("{0}")]
     Cel(String),
+    /// The policy declares an input the host has not prepared (yet).
+    #[error(
+        "the policy reads the {} input, which this egate does not have: egate serve reads DebugGrant objects \
+         from the cluster (it has not read them yet, or cannot), and egate eval and egate test take them from \
+         --grants or a test case's grants",
+        .0.name()
+    )]
+    InputUnavailable(egate_abi::inputs::Input),
 }
 
 impl FailureCause {
@@ -50,6 +58,7 @@ impl FailureCause {
             FailureCause::Undecided(_) => "guest_error",
             FailureCause::UnexpectedPatch | FailureCause::BadPatch(_) => "bad_patch",
             FailureCause::Cel(_) => "cel",
+            FailureCause::InputUnavailable(_) => "input",
         }
     }
 }
@@ -81,6 +90,7 @@ impl Verdict {
                 warnings: decision.warnings,
                 audit_annotations: decision.audit_annotations,
                 patch: decision.patch,
+                grant_uses: decision.grant_uses,
             }
         } else {
             let message = Some(decision.message)
@@ -116,6 +126,8 @@ pub enum Verdict {
         /// policy judges and moves them into the response's patch, so this
         /// is empty in the [`PolicyResult`]s of a review.
         patch: Vec<Value>,
+        /// The debug grants the policy admitted debug containers under.
+        grant_uses: Vec<egate_abi::inputs::GrantUse>,
     },
     /// The request violates the policy.
     Violation {

@@ -98,6 +98,9 @@ pub enum ModuleError {
          build it with the egate-guest crate and `egate_guest::policy!`"
     )]
     NotAbiV1,
+    /// It declares an input the host cannot give.
+    #[error("{0}")]
+    UnknownInput(String),
     /// A function ABI v1 requires is missing.
     #[error("it does not export the function `{0}` that ABI v1 requires")]
     MissingExport(&'static str),
@@ -169,6 +172,8 @@ pub enum GuestError {
 pub struct GuestModule {
     pre: InstancePre<GuestState>,
     sandbox: Sandbox,
+    /// The inputs it declares (`egate.inputs`).
+    inputs: Vec<egate_abi::inputs::Input>,
 }
 
 impl Sandbox {
@@ -212,8 +217,9 @@ impl Sandbox {
             None => Module::new(engine, wasm).map_err(|e| ModuleError::Invalid(format!("{e:#}")))?,
         };
         check_abi(&module)?;
+        let inputs = crate::inputs::declared(wasm).map_err(ModuleError::UnknownInput)?;
         let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| ModuleError::Link(format!("{e:#}")))?;
-        Ok(GuestModule { pre, sandbox: self.clone() })
+        Ok(GuestModule { pre, sandbox: self.clone(), inputs })
     }
 }
 
@@ -290,6 +296,11 @@ impl GuestModule {
             let (set_ptr, set_len) = call.write_input(settings)?;
             call.call_export(exports::EVALUATE.name, &[req_ptr, req_len, set_ptr, set_len])
         })
+    }
+
+    /// The inputs the module declares it reads.
+    pub fn inputs(&self) -> &[egate_abi::inputs::Input] {
+        &self.inputs
     }
 
     /// Whether the module exports `egate_evaluate_batch` (egate's built-in

@@ -42,6 +42,7 @@ bundled! {
     "audit" => egate_policy_audit,
     "capabilities" => egate_policy_capabilities,
     "env-secrets" => egate_policy_env_secrets,
+    "grants" => egate_policy_grants,
     "harden" => egate_policy_harden,
     "image-mirror" => egate_policy_image_mirror,
     "images" => egate_policy_images,

@@ -64,7 +64,7 @@ pub struct PolicyStatus {
 /// Every definition egate ships, as `deploy/crds/` holds them: its two
 /// policy kinds, and the PolicyReport kinds it writes.
 pub fn definitions() -> Vec<CustomResourceDefinition> {
-    let mut all = vec![ClusterPolicy::crd(), Policy::crd()];
+    let mut all = vec![ClusterPolicy::crd(), Policy::crd(), super::grants::definition()];
     all.extend(super::report::definitions());
     all
 }

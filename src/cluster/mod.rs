@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod background;
 pub mod crd;
+pub mod grants;
 pub mod lease;
 pub mod policies;
 pub mod report;

@@ -51,7 +51,7 @@ mod settings;
 pub mod testing;
 
 pub use decision::{Decision, IntoDecision, PatchOp};
-pub use egate_abi::{Glob, glob_match};
+pub use egate_abi::{Glob, declare_inputs, glob_match, inputs};
 pub use error::Error;
 pub use image::ImageRef;
 pub use request::{GroupVersionKind, GroupVersionResource, PodPair, RawJson, Request, UserInfo};

@@ -38,6 +38,9 @@ pub struct Request<'a> {
     pub object: Option<RawJson<'a>>,
     /// The object as stored before this request (UPDATE, DELETE), unparsed.
     pub old_object: Option<RawJson<'a>>,
+    /// What the host prepared from the cluster for a policy that declares
+    /// inputs (`egateInputs`, see [`egate_abi::inputs`]), unparsed.
+    pub inputs: Option<RawJson<'a>>,
     /// [`Request::pods`], read once however many policies ask.
     pods: std::cell::OnceCell<Result<PodPair<'a>, Error>>,
     /// Where each object and array of the request ends: reading the views
@@ -140,6 +143,7 @@ impl<'a> Request<'a> {
                 "dryRun" => request.dry_run = value.parse("request.dryRun")?,
                 "object" => request.object = Some(value),
                 "oldObject" => request.old_object = Some(value),
+                egate_abi::inputs::MEMBER => request.inputs = Some(value),
                 _ => {}
             }
         }
@@ -167,6 +171,20 @@ impl<'a> Request<'a> {
             .map(|raw| ephemeral_container_names(raw.0, &self.index).map_err(|e| e.within("request.oldObject")))
             .transpose()?;
         Ok(PodPair { object: self.view(self.object, "request.object")?, old_ephemeral_names })
+    }
+
+    /// The live debug grants of the request's namespace that select its
+    /// pod, which the host hands a policy that declares the `debugGrants`
+    /// input (`egate_abi::declare_inputs!("debugGrants")`). An error when
+    /// the request carries none: the policy did not declare the input, or
+    /// a test gave no `egateInputs`.
+    pub fn debug_grants(&self) -> Result<Vec<egate_abi::inputs::GrantInput>, Error> {
+        let inputs = self.inputs.ok_or_else(|| {
+            Error::new("the request carries no egateInputs: declare the input with declare_inputs!(\"debugGrants\")")
+        })?;
+        let grants = egate_json::member(inputs.0, egate_abi::inputs::Input::DebugGrants.name())
+            .ok_or_else(|| Error::new("request.egateInputs has no debugGrants"))?;
+        RawJson(grants).parse("request.egateInputs.debugGrants")
     }
 
     /// A light view of `oldObject`, for policies that compare more than

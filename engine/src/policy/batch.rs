@@ -4,7 +4,11 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use egate_abi::inputs::Input;
+
 use super::Policy;
+use crate::inputs::{Inputs, request_with};
+use crate::review::RequestFacts;
 use crate::sandbox::GuestError;
 
 /// The validating built-ins of the bundled library that judge a request,
@@ -21,13 +25,23 @@ pub(super) struct Batch<'p> {
 }
 
 impl<'p> Batch<'p> {
-    /// Runs the batch when at least two policies can share it.
-    pub(super) fn run(policies: &[&'p Policy], request: &[u8]) -> Option<Self> {
+    /// Runs the batch when at least two policies can share it. The request
+    /// carries the inputs any member declares (the others ignore them); when
+    /// they cannot be prepared, each policy runs alone and says so.
+    pub(super) fn run(policies: &[&'p Policy], request: &str, facts: &RequestFacts, inputs: &Inputs) -> Option<Self> {
         let members: Vec<&'p Policy> = policies.iter().copied().filter(|p| p.batched).collect();
         let module = members.first()?.module.as_ref()?;
         if members.len() < 2 {
             return None;
         }
+        let mut declared: Vec<Input> = members.iter().flat_map(|p| p.inputs.iter().copied()).collect();
+        declared.sort();
+        declared.dedup();
+        let request = match declared.is_empty() {
+            true => std::borrow::Cow::Borrowed(request),
+            false => request_with(request, &declared, inputs, facts).ok()?.into(),
+        };
+        let request = request.as_bytes();
         let started = Instant::now();
         let mut settings = b"[".to_vec();
         for (index, policy) in members.iter().enumerate() {

@@ -173,6 +173,13 @@ fn load_policy(
         }
         None => None,
     };
+    // A built-in in the library declares its inputs in its own module.
+    let inputs = match (&bundled_as, &module) {
+        (Some(builtin), _) => crate::inputs::declared(builtin::module(builtin).unwrap_or_default()),
+        (None, Some(module)) => Ok(module.inputs().to_vec()),
+        (None, None) => Ok(Vec::new()),
+    }
+    .map_err(|message| LoadError::Module { policy: name.clone(), path: path.to_path_buf(), message })?;
     let spec = manifest.spec;
     let background = spec.runs_in_background();
     let settings = match &bundled_as {
@@ -224,6 +231,7 @@ fn load_policy(
         settings,
         params: params_value(&spec.settings),
         background,
+        inputs,
     })
 }
 

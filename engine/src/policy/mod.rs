@@ -10,10 +10,14 @@ mod review;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use egate_abi::inputs::Input;
+
 use crate::cel::{Bindings, CelExpression, CelRequest, Reads};
 use crate::decision::{FailureCause, PolicyResult, Verdict, read_decision};
+use crate::inputs::{Inputs, request_with};
 use crate::manifest::{FailurePolicy, ViolationAction};
 use crate::matching::Matcher;
+use crate::review::RequestFacts;
 use crate::sandbox::GuestModule;
 
 pub use review::{RequestSummary, TracedReview};
@@ -38,6 +42,8 @@ pub struct Policy {
     batched: bool,
     /// Whether a background scan runs it (`spec.background`, resolved).
     background: bool,
+    /// The inputs its module declares it reads: its request carries them.
+    inputs: Vec<Input>,
 }
 
 /// A compiled `validations` entry.
@@ -88,7 +94,13 @@ impl Policy {
     /// Judges a request that matched: `None` when a matchCondition is
     /// false, else the module's verdict joined with the CEL validations'.
     /// `decided` is the module's output when it already ran in a batch.
-    fn judge(&self, request: &CelRequest, decided: Option<&[u8]>) -> Option<Verdict> {
+    fn judge(
+        &self,
+        request: &CelRequest,
+        decided: Option<&[u8]>,
+        facts: &RequestFacts,
+        inputs: &Inputs,
+    ) -> Option<Verdict> {
         let bindings = Bindings { request, params: &self.params };
         for (name, condition) in &self.conditions {
             match condition.evaluate_bool(&bindings) {
@@ -103,13 +115,19 @@ impl Policy {
         }
         let verdict = match (&self.module, decided) {
             (Some(_), Some(output)) => self.read_decision(output),
-            (Some(module), None) => match module.evaluate(request.json().as_bytes(), &self.settings, self.timeout_ms) {
-                Ok(output) => self.read_decision(&output),
-                Err(e) => Verdict::Failure { cause: e.into() },
+            (Some(module), None) => match self.handed(request.json(), facts, inputs) {
+                Err(cause) => Verdict::Failure { cause },
+                Ok(handed) => match module.evaluate(handed.as_bytes(), &self.settings, self.timeout_ms) {
+                    Ok(output) => self.read_decision(&output),
+                    Err(e) => Verdict::Failure { cause: e.into() },
+                },
             },
-            (None, _) => {
-                Verdict::Pass { warnings: Vec::new(), audit_annotations: Default::default(), patch: Vec::new() }
-            }
+            (None, _) => Verdict::Pass {
+                warnings: Vec::new(),
+                audit_annotations: Default::default(),
+                patch: Vec::new(),
+                grant_uses: Vec::new(),
+            },
         };
         if matches!(verdict, Verdict::Failure { .. }) {
             return Some(verdict);
@@ -119,6 +137,25 @@ impl Policy {
             Ok(violations) => Some(add_violations(verdict, violations)),
             Err(cause) => Some(Verdict::Failure { cause: FailureCause::Cel(cause) }),
         }
+    }
+
+    /// The request its module is handed: as it is, or with the inputs the
+    /// module declares.
+    fn handed<'r>(
+        &self,
+        request: &'r str,
+        facts: &RequestFacts,
+        inputs: &Inputs,
+    ) -> Result<std::borrow::Cow<'r, str>, FailureCause> {
+        if self.inputs.is_empty() {
+            return Ok(request.into());
+        }
+        request_with(request, &self.inputs, inputs, facts).map(Into::into)
+    }
+
+    /// The inputs its module declares it reads.
+    pub fn inputs(&self) -> &[Input] {
+        &self.inputs
     }
 
     /// The message of every validation that is false.

@@ -11,6 +11,7 @@ use super::{Mode, Policy, PolicySet};
 use crate::cel::CelRequest;
 use crate::decision::{FailureCause, PolicyResult, Verdict, combine};
 use crate::error::ReviewError;
+use crate::inputs::Inputs;
 use crate::review::{AdmissionResponse, RequestFacts, Review};
 
 /// Who asked for what: the identity of a judged request, for logs.
@@ -87,6 +88,13 @@ impl PolicySet {
     /// [`PolicySet::review_with`], also saying what each policy that judged
     /// the request concluded and how long it took (for metrics and logs).
     pub fn review_traced(&self, review: &[u8], mode: Mode) -> Result<TracedReview, ReviewError> {
+        self.review_traced_with(review, mode, &Inputs::default())
+    }
+
+    /// [`PolicySet::review_traced`], handing the policies that declare
+    /// inputs those of `inputs` (without them, such a policy fails under
+    /// its `failurePolicy`, saying what is missing).
+    pub fn review_traced_with(&self, review: &[u8], mode: Mode, inputs: &Inputs) -> Result<TracedReview, ReviewError> {
         let review = Review::parse(review)?;
         let mut request =
             CelRequest::with_objects(review.request, review.facts.object, review.facts.old_object, &self.cel_reads);
@@ -100,11 +108,11 @@ impl PolicySet {
         let mut batch: Option<Batch> = None;
         for (index, policy) in judging.iter().enumerate() {
             if index == mutating {
-                batch = Batch::run(&judging[mutating..], request.json().as_bytes());
+                batch = Batch::run(&judging[mutating..], request.json(), &review.facts, inputs);
             }
             let started = Instant::now();
             let decided = batch.as_ref().and_then(|b| b.output_of(&policy.name));
-            let Some(mut verdict) = policy.judge(&request, decided) else { continue };
+            let Some(mut verdict) = policy.judge(&request, decided, &review.facts, inputs) else { continue };
             if let Verdict::Pass { patch: ops, .. } = &mut verdict
                 && !ops.is_empty()
             {
