@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use crate::output::Output;
+use egate_engine::grants::GrantIndex;
 use egate_engine::{AdmissionResponse, Mode, PolicySet, Sandbox, SandboxConfig};
 
 /// Arguments of `egate eval`.
@@ -26,6 +27,11 @@ pub struct EvalArgs {
     /// MutatingWebhookConfiguration would), `validate` (the others), or `all`.
     #[arg(long, value_enum, default_value_t = EvalMode::All)]
     mode: EvalMode,
+    /// DebugGrant objects (YAML or JSON, several documents or a `kubectl get
+    /// debuggrants -o yaml` List): the grants builtin:grants sees. Without
+    /// it, there are none.
+    #[arg(long, value_name = "FILE")]
+    grants: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,10 +56,14 @@ impl From<EvalMode> for Mode {
 pub fn run(args: &EvalArgs) -> Result<ExitCode> {
     let sandbox = Sandbox::new(SandboxConfig::default())?;
     let policies = PolicySet::load(&sandbox, &args.policies)?;
+    let grants = read_grants(args.grants.as_deref())?;
+    let inputs = egate_engine::Inputs::with_grants(&grants);
     for path in &args.requests {
         let review = read_review(path)?;
-        let response =
-            policies.review_with(&review, args.mode.into()).with_context(|| format!("request {}", path.display()))?;
+        let response = policies
+            .review_traced_with(&review, args.mode.into(), &inputs)
+            .map(|traced| traced.response)
+            .with_context(|| format!("request {}", path.display()))?;
         match args.output {
             Output::Json => println!("{}", serde_json::to_string_pretty(&response.into_review())?),
             Output::Text => print!("{}", describe(path, &response)),
@@ -72,6 +82,16 @@ pub fn read_review(path: &Path) -> Result<Vec<u8>> {
     let value: serde_json::Value = egate_engine::yaml::from_slice(&bytes)
         .with_context(|| format!("request file {} is neither JSON nor YAML of an AdmissionReview", path.display()))?;
     Ok(serde_json::to_vec(&value)?)
+}
+
+/// The grants of `--grants FILE`; none without it.
+fn read_grants(path: Option<&Path>) -> Result<GrantIndex> {
+    let Some(path) = path else { return Ok(GrantIndex::default()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read grants file {}", path.display()))?;
+    let objects = egate_engine::yaml::documents::<serde_json::Value>(&text)
+        .map_err(|(index, e)| anyhow::anyhow!("grants file {}: document {}: {e}", path.display(), index + 1))?;
+    crate::cluster::grants::index_of(objects, "default")
+        .map_err(|e| anyhow::anyhow!("grants file {}: {e}", path.display()))
 }
 
 /// One decision, for people: verdict, then each reason, warning and annotation.

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use egate_engine::grants::{APPROVED_BY, Grant, GrantError, GrantSpec};
+use egate_engine::grants::{APPROVED_BY, Grant, GrantError, GrantIndex, GrantSpec};
 use egate_engine::review::Review;
 use egate_engine::{AdmissionResponse, RequestSummary};
 use jiff::Timestamp;
@@ -111,6 +111,33 @@ pub fn usable(object: &DebugGrant) -> Result<Grant, GrantError> {
         approved_by,
         created,
     )
+}
+
+/// The grants of `DebugGrant` objects written by hand or dumped with
+/// `kubectl get debuggrants -o yaml` (a `List` is read item by item), for
+/// `egate test` cases and `egate eval --grants`: an object without a
+/// namespace is in `namespace`, one without a creation time was created
+/// now. An object that is not a DebugGrant, or that no request could use
+/// (no approver, a bad duration), is an error naming it.
+pub fn index_of(objects: Vec<serde_json::Value>, namespace: &str) -> Result<GrantIndex, String> {
+    let mut grants = Vec::new();
+    let items = objects.into_iter().flat_map(|object| match object.get("items") {
+        Some(serde_json::Value::Array(items)) if object["kind"].as_str().is_some_and(|k| k.ends_with("List")) => {
+            items.clone()
+        }
+        _ => vec![object],
+    });
+    for (index, mut object) in items.enumerate() {
+        let label = format!("grants[{index}] ({})", object["metadata"]["name"].as_str().unwrap_or("unnamed"));
+        if object["metadata"]["namespace"].is_null() {
+            object["metadata"]["namespace"] = namespace.into();
+        }
+        let grant: DebugGrant = serde_json::from_value(object).map_err(|e| {
+            format!("{label} is not a DebugGrant (egate.dev/v1, with metadata and spec as docs/grants.md shows): {e}")
+        })?;
+        grants.push(usable(&grant).map_err(|e| format!("{label} cannot be used: {e}"))?);
+    }
+    Ok(GrantIndex::new(grants))
 }
 
 /// Judges a review of a `DebugGrant` for egate's webhooks: on

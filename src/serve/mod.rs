@@ -341,44 +341,4 @@ where
     }
 }
 
-/// Durations as Go writes them (`10s`, `500ms`, `1m30s`), or plain seconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("{text:?} is not a duration: write e.g. 10s, 500ms or 1m30s");
-    if let Ok(seconds) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds).map_err(|_| invalid());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(invalid)?;
-        let value: f64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let (unit, scale) =
-            [("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("ns", 1e-9), ("h", 3600.0), ("m", 60.0), ("s", 1.0)]
-                .into_iter()
-                .find(|(unit, _)| rest.starts_with(unit))
-                .ok_or_else(invalid)?;
-        rest = &rest[unit.len()..];
-        total += Duration::try_from_secs_f64(value * scale).map_err(|_| invalid())?;
-    }
-    if text.is_empty() { Err(invalid()) } else { Ok(total) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_as_go_writes_them() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("10").is_ok());
-        assert!(parse_duration("ten seconds").is_err());
-        assert!(parse_duration("10x").is_err());
-        assert!(parse_duration("-1").is_err());
-    }
-}
+pub(crate) use egate_engine::grants::parse_duration;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use egate_engine::{AdmissionResponse, PolicySet};
+use egate_engine::{AdmissionResponse, Mode, PolicySet};
 use json_patch::PatchOperation;
 use serde::Serialize;
 use serde_json::Value;
@@ -105,7 +105,8 @@ pub fn run_suite(suite: &Suite) -> SuiteReport {
 
 fn run_case(policies: &PolicySet, case: &Case) -> CaseReport {
     let started = Instant::now();
-    let result = policies.review(&case.review);
+    let inputs = egate_engine::Inputs::with_grants(&case.grants);
+    let result = policies.review_traced_with(&case.review, Mode::All, &inputs).map(|traced| traced.response);
     let time = started.elapsed();
     let (got, failures) = match result {
         Ok(response) => {

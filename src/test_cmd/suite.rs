@@ -8,6 +8,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
+use egate_engine::grants::GrantIndex;
 use egate_engine::{PolicySet, Sandbox};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -49,10 +50,12 @@ pub struct Suite {
     pub cases: Vec<Case>,
 }
 
-/// A case, with the request it sends.
+/// A case, with the request it sends and the debug grants the cluster
+/// has for it.
 pub struct Case {
     pub name: String,
     pub review: Vec<u8>,
+    pub grants: GrantIndex,
     pub expect: Expect,
 }
 
@@ -124,6 +127,10 @@ struct RawCase {
     debug: Option<DebugContainer>,
     #[serde(default)]
     user_info: Option<Requester>,
+    /// `DebugGrant` objects, as stored in the cluster: what a policy that
+    /// reads the `debugGrants` input gets (those of the request's pod).
+    #[serde(default)]
+    grants: Vec<serde_json::Value>,
     expect: Expect,
 }
 
@@ -171,7 +178,13 @@ impl RawCase {
                 "case {name:?} expects a denial and a patched object: patches apply only to allowed requests"
             ));
         }
-        Ok(Case { name, review, expect: self.expect })
+        let namespace = serde_json::from_slice::<serde_json::Value>(&review)
+            .ok()
+            .and_then(|r| r["request"]["namespace"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let grants =
+            crate::cluster::grants::index_of(self.grants, &namespace).map_err(|e| format!("case {name:?}: {e}"))?;
+        Ok(Case { name, review, grants, expect: self.expect })
     }
 }
 

@@ -60,6 +60,16 @@ pub struct TracedReview {
 }
 
 impl TracedReview {
+    /// The debug grants the request was admitted under, when it was
+    /// admitted: for the host to record in each grant's status.
+    pub fn grant_uses(&self) -> impl Iterator<Item = &egate_abi::inputs::GrantUse> {
+        let admitted = self.response.allowed;
+        self.results.iter().filter(move |_| admitted).flat_map(|r| match &r.verdict {
+            Verdict::Pass { grant_uses, .. } => grant_uses.as_slice(),
+            _ => &[],
+        })
+    }
+
     /// The policies that denied, in the order they ran.
     pub fn denied_by(&self) -> impl Iterator<Item = &str> {
         self.results.iter().filter(|r| r.denies()).map(|r| r.policy.as_str())
