@@ -13,7 +13,7 @@
 # into target/control-plane/VERSION/ on first use and reused after.
 #
 # Users (static tokens; one kubeconfig context each): admin (system:masters),
-# alice (sre), bob (dev), and the service account egate-system/egate.
+# alice (sre), bob (dev), carol (approvers), and the service account egate-system/egate.
 #
 # State: $EGATE_CONTROL_PLANE_DIR, default target/control-plane/run.
 # Ports: free ones, unless EGATE_APISERVER_PORT / EGATE_ETCD_PORT name them.
@@ -137,6 +137,7 @@ make_auth() {
 admin-token,admin,admin-uid,"system:masters"
 alice-token,alice,alice-uid,"sre"
 bob-token,bob,bob-uid,"dev"
+carol-token,carol,carol-uid,"approvers"
 egate-token,system:serviceaccount:egate-system:egate,egate-sa-uid,"system:serviceaccounts,system:serviceaccounts:egate-system"
 EOF
   cat >"$state_dir/audit-policy.yaml" <<'EOF'
@@ -168,13 +169,13 @@ make_kubeconfig() {
     echo "      server: $server"
     echo "      certificate-authority: $state_dir/pki/ca.crt"
     echo "users:"
-    for user in admin alice bob egate; do
+    for user in admin alice bob carol egate; do
       echo "  - name: $user"
       echo "    user:"
       echo "      token: $user-token"
     done
     echo "contexts:"
-    for user in admin alice bob egate; do
+    for user in admin alice bob carol egate; do
       echo "  - name: $user"
       echo "    context:"
       echo "      cluster: e2e"

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod background;
 pub mod crd;
+pub mod grant_watch;
 pub mod grants;
 pub mod lease;
 pub mod policies;

@@ -109,10 +109,12 @@ pub async fn serve_from_cluster(
     spawn_reflector(
         watcher(cluster_api, watcher::Config::default()).default_backoff().reflect(cluster_writer),
         &changed_tx,
+        "ClusterPolicies",
     );
     spawn_reflector(
         watcher(namespaced_api, watcher::Config::default()).default_backoff().reflect(namespaced_writer),
         &changed_tx,
+        "Policies",
     );
     cluster_store.wait_until_ready().await.context("the ClusterPolicy watch ended before its first list")?;
     namespaced_store.wait_until_ready().await.context("the Policy watch ended before its first list")?;
@@ -129,8 +131,9 @@ pub async fn serve_from_cluster(
     Ok(())
 }
 
-/// Drives a reflector's stream, saying "changed" on every event.
-fn spawn_reflector<S, K>(stream: S, changed: &tokio::sync::mpsc::Sender<()>)
+/// Drives a reflector's stream, saying "changed" on every event; `what`
+/// names the objects in the log when the watch fails.
+pub(super) fn spawn_reflector<S, K>(stream: S, changed: &tokio::sync::mpsc::Sender<()>, what: &'static str)
 where
     S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     K: Send + 'static,
@@ -143,7 +146,7 @@ where
                 Ok(_) => {
                     let _ = changed.try_send(());
                 }
-                Err(error) => tracing::warn!(%error, "watching egate policies failed; retrying"),
+                Err(error) => tracing::warn!(%error, objects = what, "watching the cluster failed; retrying"),
             }
         }
     });

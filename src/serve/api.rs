@@ -18,11 +18,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use egate_engine::review::Review;
-use egate_engine::{Mode, PolicySet, RequestSummary, Sandbox, Verdict};
+use egate_engine::{Inputs, Mode, PolicySet, RequestSummary, Sandbox, TracedReview, Verdict};
 use tokio::sync::Semaphore;
 
 use super::metrics::Metrics;
 use super::reload::Policies;
+use crate::cluster::grant_watch::{GrantService, PendingUse};
+use crate::cluster::grants::GrantUseRecord;
 
 /// The API server refuses objects over 3 MiB, so no AdmissionReview it
 /// sends is larger.
@@ -30,6 +32,8 @@ pub const BODY_LIMIT: usize = 3 << 20;
 
 /// What the handlers share.
 pub struct App {
+    /// The debug grants policies read, and what the grant webhooks need.
+    pub grants: Arc<GrantService>,
     pub policies: Arc<Policies>,
     pub metrics: Arc<Metrics>,
     /// One permit per worker: reviews judged at once.
@@ -76,6 +80,10 @@ enum Endpoint {
     Mutate,
     /// `/validate-policies`: egate's own policy objects (`cluster::admission`).
     Policies,
+    /// `/mutate-grants`: records the creator of a DebugGrant as its approver.
+    MutateGrants,
+    /// `/validate-grants`: refuses self-approval, overlong and changed grants.
+    ValidateGrants,
 }
 
 impl Endpoint {
@@ -84,13 +92,15 @@ impl Endpoint {
             Endpoint::Validate => "validate",
             Endpoint::Mutate => "mutate",
             Endpoint::Policies => "policies",
+            Endpoint::MutateGrants => "mutate-grants",
+            Endpoint::ValidateGrants => "validate-grants",
         }
     }
 
     fn mode(self) -> Mode {
         match self {
-            Endpoint::Validate | Endpoint::Policies => Mode::Validate,
-            Endpoint::Mutate => Mode::Mutate,
+            Endpoint::Validate | Endpoint::Policies | Endpoint::ValidateGrants => Mode::Validate,
+            Endpoint::Mutate | Endpoint::MutateGrants => Mode::Mutate,
         }
     }
 }
@@ -104,6 +114,14 @@ pub fn router(app: Arc<App>) -> Router {
             "/validate-policies",
             post(|State(app): State<Arc<App>>, req: Request| admit(app, Endpoint::Policies, req)),
         )
+        .route(
+            "/mutate-grants",
+            post(|State(app): State<Arc<App>>, req: Request| admit(app, Endpoint::MutateGrants, req)),
+        )
+        .route(
+            "/validate-grants",
+            post(|State(app): State<Arc<App>>, req: Request| admit(app, Endpoint::ValidateGrants, req)),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -115,6 +133,8 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
     } else if app.policies.current().is_none() {
         (StatusCode::SERVICE_UNAVAILABLE, "policies are being compiled\n").into_response()
+    } else if !app.grants.ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "the cluster's DebugGrants are being read\n").into_response()
     } else {
         "ready\n".into_response()
     }
@@ -245,14 +265,17 @@ async fn judge(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Result<Answe
     let metrics = app.metrics.clone();
     // Only policy objects need the sandbox: pod reviews do not pay for it.
     let sandbox = (endpoint == Endpoint::Policies).then(|| app.policies.sandbox().clone());
+    let grants = app.grants.clone();
     // The permit moves into the blocking task: if the deadline drops this
     // future, the worker stays counted until the review really ends.
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        if let Some(sandbox) = &sandbox {
-            review_policy_object(sandbox, &body)
-        } else {
-            review(&policies, &metrics, &body, endpoint)
+        match endpoint {
+            Endpoint::Policies => review_policy_object(sandbox.as_ref().expect("cloned above"), &body),
+            Endpoint::MutateGrants | Endpoint::ValidateGrants => {
+                review_grant(&body, endpoint == Endpoint::MutateGrants, grants.max_duration)
+            }
+            Endpoint::Validate | Endpoint::Mutate => review(&policies, &metrics, &grants, &body, endpoint),
         }
     });
     match task.await {
@@ -301,13 +324,23 @@ async fn read_body(req: Request) -> Result<Vec<u8>, Fault> {
     if total > BODY_LIMIT as u64 { Err(too_large()) } else { Ok(bytes) }
 }
 
-/// Judges one AdmissionReview (blocking).
-fn review(policies: &PolicySet, metrics: &Metrics, body: &[u8], endpoint: Endpoint) -> Result<Answer, Fault> {
+/// Judges one AdmissionReview (blocking), with the debug grants of the
+/// moment; the grants it was admitted under are queued for their status.
+fn review(
+    policies: &PolicySet,
+    metrics: &Metrics,
+    grants: &GrantService,
+    body: &[u8],
+    endpoint: Endpoint,
+) -> Result<Answer, Fault> {
     let started = Instant::now();
+    let index = grants.cache.current();
+    let inputs = Inputs { debug_grants: index.as_deref(), ..Inputs::default() };
     let traced = policies
-        .review_traced(body, endpoint.mode())
+        .review_traced_with(body, endpoint.mode(), &inputs)
         .map_err(|error| Fault::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()))?;
     let took = started.elapsed();
+    record_grant_uses(grants, &traced, body, inputs.now);
     for result in &traced.results {
         metrics.policy_evaluation(&result.policy, result.elapsed);
         if let Verdict::Failure { cause } = &result.verdict {
@@ -322,6 +355,43 @@ fn review(policies: &PolicySet, metrics: &Metrics, body: &[u8], endpoint: Endpoi
     let denied_by = traced.denied_by().map(str::to_string).collect();
     let body = serde_json::to_vec(&traced.response.into_review()).expect("a response always serialises");
     Ok(Answer { body, decision, denied_by, facts: traced.request, took })
+}
+
+/// Queues the grant uses of an admitted request, unless it is a dry run.
+fn record_grant_uses(grants: &GrantService, traced: &TracedReview, body: &[u8], now: jiff::Timestamp) {
+    let (Some(recorder), Some(_)) = (grants.recorder.get(), traced.grant_uses().next()) else { return };
+    if serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|r| r["request"]["dryRun"] == true) {
+        return;
+    }
+    let request = &traced.request;
+    for used in traced.grant_uses() {
+        recorder.record(PendingUse {
+            namespace: request.namespace.clone(),
+            grant: used.grant.clone(),
+            record: GrantUseRecord {
+                time: now.to_string(),
+                user: request.user.clone(),
+                pod: request.name.clone(),
+                container: used.container.clone(),
+                uid: request.uid.clone(),
+            },
+        });
+    }
+}
+
+/// Judges a DebugGrant being stored (blocking): the approver is stamped on
+/// `/mutate-grants`, the rules checked on `/validate-grants`.
+fn review_grant(body: &[u8], mutate: bool, max: Duration) -> Result<Answer, Fault> {
+    let started = Instant::now();
+    let (response, facts) = crate::cluster::grants::judge(body, mutate, max)
+        .map_err(|error| Fault::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()))?;
+    let decision = match (response.allowed, &response.patch) {
+        (false, _) => "denied",
+        (true, Some(_)) => "mutated",
+        (true, None) => "allowed",
+    };
+    let body = serde_json::to_vec(&response.into_review()).expect("a response always serialises");
+    Ok(Answer { body, decision, denied_by: Vec::new(), facts, took: started.elapsed() })
 }
 
 /// Judges a ClusterPolicy or Policy object being stored (blocking): does

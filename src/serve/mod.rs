@@ -39,6 +39,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 
+use crate::cluster::grant_watch::GrantService;
 use api::App;
 pub(crate) use metrics::Metrics;
 use reload::PolicySource;
@@ -77,6 +78,15 @@ pub struct ServeArgs {
     /// replica takes over after it.
     #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
     lease_duration: Duration,
+    /// Where builtin:grants finds DebugGrants: `cluster` (watched through
+    /// the API server; the default with --policies-from cluster) or `none`
+    /// (the default otherwise: a policy that reads grants then fails under
+    /// its failurePolicy, saying so).
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    grants_from: Option<GrantsFrom>,
+    /// The longest `spec.duration` egate's webhook lets a DebugGrant have.
+    #[arg(long, default_value = "4h", value_name = "DURATION", value_parser = parse_duration)]
+    max_grant_duration: Duration,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:8443", value_name = "HOST:PORT")]
     addr: SocketAddr,
@@ -125,6 +135,12 @@ pub struct ServeArgs {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum PoliciesFrom {
     Files,
+    Cluster,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GrantsFrom {
+    None,
     Cluster,
 }
 
@@ -204,7 +220,13 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
         "listening"
     );
 
+    let grants_from = args.grants_from.unwrap_or(match args.policies_from {
+        PoliciesFrom::Cluster => GrantsFrom::Cluster,
+        PoliciesFrom::Files => GrantsFrom::None,
+    });
+    let grants = GrantService::new(grants_from == GrantsFrom::Cluster, args.max_grant_duration);
     let app = Arc::new(App {
+        grants: grants.clone(),
         policies: policies.clone(),
         metrics: metrics.clone(),
         workers: Arc::new(tokio::sync::Semaphore::new(workers)),
@@ -220,6 +242,7 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
         let policies = policies.clone();
         let interval = args.watch_interval;
         let from_cluster = matches!(source, PolicySource::Cluster);
+        let grants = grants.clone();
         let scan = (args.scan_interval > Duration::ZERO).then(|| crate::cluster::background::ScanOptions {
             interval: args.scan_interval,
             lease_namespace: args
@@ -231,7 +254,12 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
         });
         async move {
             let started = if from_cluster {
-                start_from_cluster(policies, metrics, scan).await
+                start_from_cluster(policies, metrics, scan, grants).await
+            } else if grants.from_cluster {
+                match start_grants(&grants).await {
+                    Ok(()) => policies.load_and_watch(interval).await,
+                    Err(error) => Err(error),
+                }
             } else {
                 policies.load_and_watch(interval).await
             };
@@ -298,17 +326,31 @@ async fn start_from_cluster(
     policies: Arc<Policies>,
     metrics: Arc<Metrics>,
     scan: Option<crate::cluster::background::ScanOptions>,
+    grants: Arc<GrantService>,
 ) -> Result<()> {
     let client = kube::Client::try_default().await.context(
         "cannot reach the Kubernetes API server for --policies-from cluster: run egate in a pod with its service \
          account, or set KUBECONFIG",
     )?;
+    if grants.from_cluster {
+        grants.start(client.clone()).await?;
+    }
     let rescan = Arc::new(AtomicBool::new(true));
     crate::cluster::policies::serve_from_cluster(client.clone(), policies.clone(), metrics, rescan.clone()).await?;
     if let Some(options) = scan {
         crate::cluster::background::start(client, policies, options, rescan);
     }
     Ok(())
+}
+
+/// Connects to the API server and reads the DebugGrants (`--grants-from
+/// cluster` with policies from files).
+async fn start_grants(grants: &GrantService) -> Result<()> {
+    let client = kube::Client::try_default().await.context(
+        "cannot reach the Kubernetes API server for --grants-from cluster: run egate in a pod with its service \
+         account, or set KUBECONFIG",
+    )?;
+    grants.start(client).await
 }
 
 /// Handshakes (when TLS) and serves one connection on its own task.

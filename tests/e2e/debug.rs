@@ -305,7 +305,7 @@ fn audit_annotations_reach_the_audit_log() {
     );
 }
 
-fn audit_events(log: &Path) -> Vec<Value> {
+pub fn audit_events(log: &Path) -> Vec<Value> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()

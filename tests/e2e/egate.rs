@@ -23,6 +23,8 @@ pub struct Egate {
     log: Arc<Mutex<Vec<String>>>,
     /// `--policies-from cluster`, as the service account egate-system/egate.
     from_cluster: bool,
+    /// `--grants-from cluster` with `--policies`, as that service account.
+    grants_from_cluster: bool,
 }
 
 impl Egate {
@@ -34,7 +36,24 @@ impl Egate {
         let c = cluster();
         std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
         std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
-        let mut egate = Self { child: None, port: 0, dir, log: Arc::default(), from_cluster: false };
+        let mut egate =
+            Self { child: None, port: 0, dir, log: Arc::default(), from_cluster: false, grants_from_cluster: false };
+        egate.spawn("127.0.0.1:0");
+        egate
+    }
+
+    /// Starts `egate serve --policies` with `policies` and `--grants-from
+    /// cluster` (a longest grant of 1h), as the service account
+    /// egate-system/egate, so it has only the RBAC of `deploy/grants/rbac.yaml`.
+    pub fn with_grants(policies: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("policies.yaml"), policies).unwrap();
+        let c = cluster();
+        std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
+        std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
+        write_service_account_kubeconfig(dir.path());
+        let mut egate =
+            Self { child: None, port: 0, dir, log: Arc::default(), from_cluster: false, grants_from_cluster: true };
         egate.spawn("127.0.0.1:0");
         egate
     }
@@ -47,11 +66,9 @@ impl Egate {
         let c = cluster();
         std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
         std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
-        let kubeconfig = std::fs::read_to_string(c.path("KUBECONFIG")).unwrap();
-        let as_egate = kubeconfig.replace("current-context: admin", "current-context: egate");
-        assert_ne!(kubeconfig, as_egate, "the control plane's kubeconfig has an egate context");
-        std::fs::write(dir.path().join("kubeconfig"), as_egate).unwrap();
-        let mut egate = Self { child: None, port: 0, dir, log: Arc::default(), from_cluster: true };
+        write_service_account_kubeconfig(dir.path());
+        let mut egate =
+            Self { child: None, port: 0, dir, log: Arc::default(), from_cluster: true, grants_from_cluster: false };
         egate.spawn("127.0.0.1:0");
         egate
     }
@@ -75,6 +92,11 @@ impl Egate {
                 .env("KUBECONFIG", dir.join("kubeconfig"));
         } else {
             command.args(["--policies", "policies.yaml"]);
+        }
+        if self.grants_from_cluster {
+            command
+                .args(["--grants-from", "cluster", "--max-grant-duration", "1h"])
+                .env("KUBECONFIG", dir.join("kubeconfig"));
         }
         command
             .args(["--tls-cert", "tls.crt", "--tls-key", "tls.key", "--record", "record"])
@@ -213,6 +235,15 @@ impl Drop for Egate {
             &["delete", "mutatingwebhookconfiguration,validatingwebhookconfiguration", "egate", "--ignore-not-found"],
         );
     }
+}
+
+/// `DIR/kubeconfig`: the control plane's, with the service account
+/// egate-system/egate as its current context.
+fn write_service_account_kubeconfig(dir: &Path) {
+    let kubeconfig = std::fs::read_to_string(cluster().path("KUBECONFIG")).unwrap();
+    let as_egate = kubeconfig.replace("current-context: admin", "current-context: egate");
+    assert_ne!(kubeconfig, as_egate, "the control plane's kubeconfig has an egate context");
+    std::fs::write(dir.join("kubeconfig"), as_egate).unwrap();
 }
 
 /// The child gets SIGKILL when the test's thread ends, however it ends, so

@@ -23,6 +23,7 @@ mod cluster_policies;
 mod debug;
 mod egate;
 mod faults;
+mod grants;
 mod pod_security;
 mod pods;
 mod records;
