@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use egate_engine::{PolicySet, Sandbox, SandboxConfig};
+use egate_engine::grants::{Grant, GrantIndex, GrantSpec};
+use egate_engine::{Inputs, Mode, PolicySet, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 fn repo(path: &str) -> PathBuf {
@@ -59,5 +60,53 @@ fn hot_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hot_path);
+/// A grant in namespace `shop` for alice@acme.example on `pods` (names or
+/// a selector), as the cluster would hold it.
+fn grant(name: &str, pods: Value) -> Grant {
+    let spec: GrantSpec = serde_json::from_value(json!({
+        "subjects": {"users": ["alice@acme.example"]}, "pods": pods, "targetContainers": ["app"],
+        "images": ["busybox:*"], "profile": "restricted", "duration": "1h", "reason": "bench"
+    }))
+    .unwrap();
+    Grant::from_object("shop", name, &spec, Some("carol"), jiff::Timestamp::now()).unwrap()
+}
+
+/// 1,000 grants in the request's namespace: one for its pod, 599 for other
+/// pods by name, 400 by labels of other apps; and the one alone.
+fn grant_indexes() -> (GrantIndex, GrantIndex) {
+    let matching = || grant("for-web", json!({"names": ["web-7d4b9c6f8-x2x9k"]}));
+    let mut many = vec![matching()];
+    many.extend((0..599).map(|i| grant(&format!("pod-{i}"), json!({"names": [format!("web-{i}")]}))));
+    many.extend(
+        (0..400).map(|i| grant(&format!("app-{i}"), json!({"selector": {"matchLabels": {"app": format!("app-{i}")}}}))),
+    );
+    (GrantIndex::new(many), GrantIndex::new([matching()]))
+}
+
+/// The cost of debug grants on the request path: finding the pod's live
+/// grants among 1,000 in its namespace, and a whole review by
+/// builtin:grants with those 1,000 and with the one that matches alone.
+fn grants(c: &mut Criterion) {
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let request = debug_request();
+    let policy = load(&sandbox, "benches/grants.yaml");
+    let (many, one) = grant_indexes();
+    let labels = std::collections::BTreeMap::from([("app".to_string(), "web".to_string())]);
+    let now = jiff::Timestamp::now();
+    let review = |index: &GrantIndex| {
+        let inputs = Inputs::with_grants(index);
+        let traced = policy.review_traced_with(&request, Mode::All, &inputs).unwrap();
+        assert!(traced.response.allowed, "the bench grant admits the request");
+        traced
+    };
+    let mut group = c.benchmark_group("grants");
+    group.bench_function("lookup_among_1000", |b| {
+        b.iter(|| many.live("shop", "web-7d4b9c6f8-x2x9k", Some(&labels), now).count())
+    });
+    group.bench_function("review_1000_grants", |b| b.iter(|| review(&many)));
+    group.bench_function("review_1_grant", |b| b.iter(|| review(&one)));
+    group.finish();
+}
+
+criterion_group!(benches, hot_path, grants);
 criterion_main!(benches);

@@ -187,8 +187,10 @@ impl GrantSpec {
 }
 
 /// The live grants, by namespace, for the request path: a pod's grants are
-/// found by its name in one lookup, and only grants that select by labels
-/// are tried one by one.
+/// found by its name in one lookup, and those that select by labels by
+/// each of the pod's labels (a selector is filed under its first
+/// `matchLabels` pair); only selectors with no `matchLabels` are tried one
+/// by one.
 #[derive(Debug, Default)]
 pub struct GrantIndex {
     namespaces: HashMap<String, NamespaceGrants>,
@@ -198,7 +200,10 @@ pub struct GrantIndex {
 #[derive(Debug, Default)]
 struct NamespaceGrants {
     by_pod: HashMap<String, Vec<Grant>>,
-    by_labels: Vec<Grant>,
+    /// Selector grants by their first `matchLabels` pair.
+    by_label: HashMap<String, HashMap<String, Vec<Grant>>>,
+    /// Selector grants with only `matchExpressions`.
+    by_expressions: Vec<Grant>,
 }
 
 impl GrantIndex {
@@ -210,8 +215,13 @@ impl GrantIndex {
             for pod in &grant.pods.names {
                 namespace.by_pod.entry(pod.clone()).or_default().push(grant.clone());
             }
-            if grant.pods.selector.is_some() {
-                namespace.by_labels.push(grant);
+            match grant.pods.selector.as_ref().and_then(|s| s.match_labels.iter().next()) {
+                Some((key, value)) => {
+                    let values = namespace.by_label.entry(key.clone()).or_default();
+                    values.entry(value.clone()).or_default().push(grant.clone());
+                }
+                None if grant.pods.selector.is_some() => namespace.by_expressions.push(grant.clone()),
+                None => {}
             }
             index.len += 1;
         }
@@ -239,10 +249,13 @@ impl GrantIndex {
     ) -> impl Iterator<Item = &'a RawValue> + 'a {
         let grants = self.namespaces.get(namespace);
         let named = grants.and_then(|g| g.by_pod.get(pod)).into_iter().flatten();
-        // A grant that names the pod and also selects it by labels is listed once, by name.
-        let by_labels = grants
+        let filed = grants
             .into_iter()
-            .flat_map(|g| &g.by_labels)
+            .flat_map(move |g| labels.into_iter().flatten().filter_map(|(k, v)| g.by_label.get(k)?.get(v)).flatten());
+        let by_expressions = grants.into_iter().flat_map(|g| &g.by_expressions);
+        // A grant that names the pod and also selects it by labels is listed once, by name.
+        let by_labels = filed
+            .chain(by_expressions)
             .filter(move |g| !g.pods.names.iter().any(|n| n == pod) && g.selects(pod, labels));
         named.chain(by_labels).filter(move |g| g.expires_at > now).map(|g| &*g.input)
     }
@@ -354,7 +367,7 @@ mod tests {
         };
         assert_eq!(names("shop", "web", Some(&labels), "2026-12-03T10:30:00Z"), ["a", "c", "b"]);
         assert_eq!(names("shop", "web", None, "2026-12-03T10:30:00Z"), ["a", "c"]);
-        assert_eq!(names("shop", "api", Some(&labels), "2026-12-03T10:30:00Z"), ["b"]);
+        assert_eq!(names("shop", "api", Some(&labels), "2026-12-03T10:30:00Z"), ["b", "c"]);
         assert!(names("dev", "web", Some(&labels), "2026-12-03T10:30:00Z").is_empty(), "another namespace");
         assert!(names("shop", "web", Some(&labels), "2026-12-03T11:00:00Z").is_empty(), "expired at its end");
         assert_eq!(index.len(), 3);
