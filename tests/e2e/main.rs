@@ -26,3 +26,4 @@ mod faults;
 mod pod_security;
 mod pods;
 mod records;
+mod who_can_debug;
