@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::cluster::{Namespace, cluster};
+use crate::cluster::{Namespace, cluster, distroless_pod, repo};
 
 const RBAC: &str = "rbac.authorization.k8s.io/v1";
 
@@ -164,7 +164,14 @@ impl Fixture {
                 binding(None, &n("node-proxy"), ("ClusterRole", &n("node-proxy")), json!([user("nora")])),
             ),
         ];
+        // The ClusterRole deploy/ ships for people who may debug, bound as docs/deploy.md says.
+        let shipped = std::fs::read_to_string(repo("deploy/rbac/egate-debugger.yaml")).unwrap();
+        let debugger: Value = egate_engine::yaml::from_str(&shipped).unwrap();
+        assert_eq!(debugger["metadata"]["name"], "egate-debugger");
+        let mut cluster_objects = cluster_objects;
+        cluster_objects.push(("clusterrole", debugger));
         let namespaced = vec![
+            binding(Some(d), "egate-debuggers", ("ClusterRole", "egate-debugger"), json!([group("debuggers")])),
             json!({"apiVersion": RBAC, "kind": "Role", "metadata": {"name": "only-web", "namespace": s},
                    "rules": [{"apiGroups": [""], "resources": ["pods/ephemeralcontainers", "pods/exec"],
                               "resourceNames": ["web"], "verbs": ["patch", "create"]}]}),
@@ -512,7 +519,7 @@ fn who_can_debug_agrees_with_subject_access_reviews() {
     assert!(!in_shop.contains("User:henry"), "get and list do not add containers");
     let in_dev = debuggers(Some(dev));
     let shop_accounts = format!("Group:system:serviceaccounts:{shop}");
-    for expected in ["User:carol", "User:erin", &shop_accounts, "ServiceAccount:deployer"] {
+    for expected in ["User:carol", "User:erin", &shop_accounts, "ServiceAccount:deployer", "Group:debuggers"] {
         assert!(in_dev.contains(expected), "{expected} may debug in {dev}: {in_dev:?}");
     }
     let everywhere = debuggers(None);
@@ -550,6 +557,17 @@ fn who_can_debug_agrees_with_subject_access_reviews() {
         compared += 1;
     }
     println!("who-can-debug: kubectl auth can-i answered as the SubjectAccessReviews {compared} times");
+
+    // egate-debugger is enough for kubectl debug (no webhook is registered here).
+    fixture.dev.create_pod(&distroless_pod("web"));
+    let debug_as = |group: &str| {
+        let args = ["-n", dev, "debug", "web", "--image=busybox:1.36", "-it", "--attach=false", "--as=someone"];
+        cluster().kubectl("admin", &[&args[..], &[&format!("--as-group={group}")]].concat())
+    };
+    let run = debug_as("debuggers");
+    assert!(run.ok, "a member of a group bound to egate-debugger debugs: {}", run.stderr);
+    let run = debug_as("nobody-group");
+    assert!(!run.ok && run.stderr.contains("forbidden"), "{run:?}");
 }
 
 #[test]
