@@ -1,7 +1,7 @@
 //! What `egate who-can-debug` prints: per capability, its permissions and
-//! why, then one row per chain (namespace, subject, verbs, binding > role
-//! > rule), with what `--policies` decided under debug entries; or the same
-//! as one JSON or YAML document.
+//! why, then one row per chain (namespace, subject, verbs, and the chain
+//! from binding to role to rule), with what `--policies` decided under debug
+//! entries; or the same as one JSON or YAML document.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

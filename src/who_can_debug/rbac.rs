@@ -392,7 +392,7 @@ pub enum Via {
         /// The rule's index in the last role's `rules`.
         rule_index: usize,
         /// The rule.
-        rule: PolicyRule,
+        rule: Box<PolicyRule>,
     },
 }
 
@@ -640,7 +640,7 @@ fn grant_rules(grants: &mut Vec<Grant>, binding: &ObjectRef, rules: &[Reached], 
                                 binding: binding.clone(),
                                 roles: reached.path.clone(),
                                 rule_index: reached.index,
-                                rule: reached.rule.clone(),
+                                rule: Box::new(reached.rule.clone()),
                             },
                             resource: permission.combined(),
                             verbs: verbs.clone(),
