@@ -14,6 +14,7 @@ mod scaffold;
 mod scan_cmd;
 mod serve;
 mod test_cmd;
+mod who_can_debug;
 
 use std::process::ExitCode;
 
@@ -48,6 +49,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Judge existing pods with the background policies; print findings or PolicyReports.
     Scan(scan_cmd::ScanArgs),
+    /// Who RBAC lets debug (ephemeral containers, exec, attach, pods, nodes), per namespace, and what --policies then allow.
+    WhoCanDebug(who_can_debug::WhoCanDebugArgs),
     /// Print egate's CustomResourceDefinitions (ClusterPolicy, Policy) as YAML, for `kubectl apply -f -`.
     Crds,
 }
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Scan(args) => scan_cmd::run(&args),
+        Command::WhoCanDebug(args) => who_can_debug::run(&args),
         Command::Crds => cluster::crd::print_definitions(),
     };
     match outcome {

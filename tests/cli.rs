@@ -364,3 +364,108 @@ fn a_scan_reads_a_large_clusters_pod_list() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("3000 pods"));
 }
+
+// egate who-can-debug, offline: examples/rbac/who-can-debug.yaml.
+
+const RBAC_EXAMPLE: &str = "examples/rbac/who-can-debug.yaml";
+
+fn who_can_debug(args: &[&str]) -> Value {
+    let out = egate(&[&["who-can-debug", "--from", RBAC_EXAMPLE, "-o", "json"], args].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// `NAMESPACE SUBJECT` of each entry of one list (`*` for every namespace).
+fn listed(report: &Value, capability: &str) -> Vec<String> {
+    let list = report["lists"].as_array().unwrap().iter().find(|l| l["capability"] == capability).unwrap();
+    list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let subject = &e["subject"];
+            let name = match subject["namespace"].as_str() {
+                Some(ns) => format!("{ns}/{}", subject["name"].as_str().unwrap()),
+                None => subject["name"].as_str().unwrap().to_string(),
+            };
+            format!("{} {} {name}", e["namespace"].as_str().unwrap_or("*"), subject["kind"].as_str().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn who_can_debug_lists_subjects_per_namespace_with_their_chains() {
+    let report = who_can_debug(&[]);
+    assert_eq!(
+        listed(&report, "debug"),
+        ["* Group system:masters", "dev User bob", "dev ServiceAccount dev/deployer", "shop Group sre"]
+    );
+    assert_eq!(listed(&report, "kubelet"), ["* Group oncall", "* Group system:masters"]);
+    let debug = &report["lists"][0];
+    assert_eq!(debug["permissions"], "patch or update pods/ephemeralcontainers");
+    let sre = &debug["entries"][3];
+    let roles: Vec<&str> =
+        sre["chains"][0]["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["edit", "debug-in-edit"], "through the aggregation into edit");
+    assert_eq!(sre["chains"][0]["binding"]["name"], "sre-edit");
+    let bob = &debug["entries"][1];
+    assert_eq!(bob["resourceNames"], serde_json::json!(["web"]), "resourceNames grant only those pods");
+    assert_eq!(bob["chains"].as_array().unwrap().len(), 1, "pods/* is no wildcard: {bob}");
+    assert!(
+        report["notes"][0].as_str().unwrap().starts_with("ClusterRole edit: its aggregationRule selects 3 rule(s)")
+    );
+}
+
+#[test]
+fn who_can_debug_filters_by_namespace_subject_and_verb() {
+    let shop = who_can_debug(&["--namespace", "shop"]);
+    assert_eq!(listed(&shop, "debug"), ["* Group system:masters", "shop Group sre"]);
+    let deployer = who_can_debug(&["--subject", "system:serviceaccount:dev:deployer"]);
+    assert_eq!(listed(&deployer, "debug"), ["dev ServiceAccount dev/deployer"]);
+    let update = who_can_debug(&["--verb", "update"]);
+    let lists: Vec<&str> =
+        update["lists"].as_array().unwrap().iter().map(|l| l["capability"].as_str().unwrap()).collect();
+    assert_eq!(lists, ["debug"]);
+    assert!(!listed(&update, "debug").contains(&"dev User bob".to_string()), "bob may only patch");
+}
+
+#[test]
+fn who_can_debug_with_policies_says_what_egate_lets_each_subject_add() {
+    let report = who_can_debug(&["--policies", POLICIES]);
+    let sre = &report["lists"][0]["entries"][3];
+    let egate = &sre["egate"];
+    assert_eq!(egate["namespace"], "shop");
+    assert_eq!(egate["user"], "member-of-group:sre");
+    let summary = egate["summary"].as_str().unwrap();
+    assert!(summary.starts_with("restricted, baseline allowed;"), "{summary}");
+    assert!(summary.contains("sysadmin denied (no-privileged-debug)"), "{summary}");
+    let samples = egate["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 12);
+    assert!(report["lists"][1]["entries"][0].get("egate").is_none(), "only debug entries are judged");
+    let table = egate_table(&["--policies", POLICIES, "--namespace", "shop"]);
+    assert!(table.contains("egate in shop: restricted, baseline allowed;"), "{table}");
+}
+
+fn egate_table(args: &[&str]) -> String {
+    let out = egate(&[&["who-can-debug", "--from", RBAC_EXAMPLE], args].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn who_can_debug_names_the_file_and_object_of_malformed_rbac() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roles.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: fine, namespace: a}\nrules: []\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: broken, namespace: a}\n\
+         roleRef: {kind: Role, name: fine}\nsubjects: {kind: User, name: alice}\n",
+    )
+    .unwrap();
+    let out = egate(&["who-can-debug", "--from", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("roles.yaml: document 1 (RoleBinding \"broken\")"), "{message}");
+    assert!(message.contains("subjects") && message.contains("fix the object"), "{message}");
+}

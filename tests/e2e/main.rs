@@ -27,3 +27,4 @@ mod grants;
 mod pod_security;
 mod pods;
 mod records;
+mod who_can_debug;
