@@ -46,6 +46,9 @@ pub struct Inspection {
     pub abi_version: Option<u32>,
     /// Why egate would refuse the module; empty when it would load it.
     pub problems: Vec<String>,
+    /// The inputs it declares it reads (custom section `egate.inputs`),
+    /// which the host prepares from the cluster: `debugGrants`.
+    pub inputs: Vec<String>,
     /// Exports, in module order.
     pub exports: Vec<Item>,
     /// Imports, in module order.
@@ -110,6 +113,7 @@ fn read_module(reference: &str) -> Result<Cow<'static, [u8]>> {
 
 /// Reads a module's bytes. Errors only when they are not a valid core wasm module.
 pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
+    let mut declared = Vec::new();
     let mut types: Vec<Option<FuncType>> = Vec::new();
     let mut functions: Vec<u32> = Vec::new(); // type index of each function, imported ones first
     let mut memories: Vec<String> = Vec::new();
@@ -192,6 +196,10 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
                     exports.push((export.name.to_string(), export.kind, export.index));
                 }
             }
+            Payload::CustomSection(section) if section.name() == egate_abi::inputs::SECTION => {
+                declared.extend_from_slice(section.data());
+                declared.push(b'\n');
+            }
             _ => {}
         }
     }
@@ -217,8 +225,11 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
         .iter()
         .filter_map(|e| e.name.strip_prefix(exports::MARKER_PREFIX).and_then(|v| v.parse::<u32>().ok()))
         .max();
-    let problems = problems(abi_version, &exports, &imports);
-    Ok(Inspection { size: bytes.len(), sha256: sha256_hex(bytes), abi_version, problems, exports, imports })
+    let mut problems = problems(abi_version, &exports, &imports);
+    let (known, unknown) = egate_abi::inputs::Input::parse_section(&declared);
+    problems.extend(unknown.iter().map(|name| format!("it declares the input {name:?}, which egate cannot give")));
+    let inputs = known.iter().map(|i| i.name().to_string()).chain(unknown).collect();
+    Ok(Inspection { size: bytes.len(), sha256: sha256_hex(bytes), abi_version, problems, inputs, exports, imports })
 }
 
 /// Hex sha256 of `bytes`.
@@ -318,6 +329,9 @@ fn describe(module: &str, inspection: &Inspection) -> String {
     let _ = writeln!(out, "abi     {abi}");
     for problem in &inspection.problems {
         let _ = writeln!(out, "  - {problem}");
+    }
+    if !inspection.inputs.is_empty() {
+        let _ = writeln!(out, "inputs  {} (prepared by the host: docs/grants.md)", inspection.inputs.join(", "));
     }
     let width = inspection.exports.iter().map(|e| e.name.len()).max().unwrap_or(0);
     let _ = writeln!(out, "exports ({})", inspection.exports.len());
