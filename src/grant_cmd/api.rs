@@ -146,7 +146,7 @@ pub fn explain(status: &Status, action: &Action) -> String {
             let you = user.map_or("you".to_string(), |u| format!("you ({u})"));
             let place = match action.namespace {
                 Some(namespace) => format!("in namespace {namespace}"),
-                None => "in all namespaces (-A): try -n NAMESPACE".to_string(),
+                None => "in all namespaces (-A; -n NAMESPACE asks for one)".to_string(),
             };
             let advice = match action.verb {
                 "create" => "ask for the egate-grant-approver role (docs/grants.md)",
@@ -216,7 +216,9 @@ mod tests {
             "you (bob) may not create debuggrants in namespace shop: ask for the egate-grant-approver role (docs/grants.md)"
         );
         let list = Action { verb: "list", namespace: None, ..CREATE };
-        assert!(explain(&forbidden, &list).starts_with("you (bob) may not list debuggrants in all namespaces (-A)"));
+        assert!(explain(&forbidden, &list).starts_with(
+            "you (bob) may not list debuggrants in all namespaces (-A; -n NAMESPACE asks for one): ask for"
+        ));
     }
 
     #[test]
