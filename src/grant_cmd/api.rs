@@ -151,7 +151,7 @@ pub fn explain(status: &Status, action: &Action) -> String {
             let advice = match action.verb {
                 "create" => "ask for the egate-grant-approver role (docs/grants.md)",
                 "delete" => "revoking a grant takes the egate-grant-approver role (docs/grants.md)",
-                _ => "ask for read access to debuggrants.egate.dev (docs/grants.md)",
+                _ => "ask for the egate-grant-viewer role (docs/grants.md)",
             };
             format!("{you} may not {} debuggrants {place}: {advice}", action.verb)
         }

@@ -196,8 +196,8 @@ async fn approve(args: &GrantArgs, approve: &ApproveArgs, program: &str) -> Resu
     if !created.annotations().contains_key(APPROVED_BY) {
         eprintln!(
             "warning: the API server stored DebugGrant {namespace}/{} without the {APPROVED_BY} annotation: egate's \
-             mutating webhook for DebugGrants did not run, so nobody can use the grant: check that egate's webhook is \
-             installed (docs/grants.md), then revoke the grant and approve it again",
+             mutating webhook for DebugGrants (grants.mutate.egate.dev) did not run, so nobody can use the grant: \
+             check that it is installed (docs/grants.md), then revoke the grant and approve it again",
             created.name_any()
         );
     }
