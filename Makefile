@@ -1,6 +1,10 @@
 # egate's entry points. The quick start is `make demo` and `make test`.
 CARGO ?= cargo
-EGATE := target/release/egate
+# Where cargo puts its builds: CARGO_TARGET_DIR when set, as cargo reads it.
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+EGATE := $(TARGET_DIR)/release/egate
+# The same binary as a kubectl plugin: `kubectl egate ...` runs it from PATH.
+KUBECTL_PLUGIN := $(TARGET_DIR)/release/kubectl-egate
 DEMO_POLICIES := examples/policies/debug-policies.yaml
 DEMO_REQUESTS := $(sort $(wildcard examples/requests/*.json))
 
@@ -12,10 +16,11 @@ all: build
 guests:
 	scripts/build-guests.sh
 
-## build: target/release/egate, with the built-in policy library inside
+## build: target/release/egate, with the built-in policy library inside, and kubectl-egate (the same binary)
 build: guests
 	$(CARGO) build --release --bin egate
-	@echo "built $(EGATE)"
+	ln -f $(EGATE) $(KUBECTL_PLUGIN) 2>/dev/null || cp -f $(EGATE) $(KUBECTL_PLUGIN)
+	@echo "built $(EGATE) and $(KUBECTL_PLUGIN) (put its directory on PATH for kubectl egate)"
 
 ## demo: build, then judge the sample kubectl debug requests with the sample policy set
 demo: build

@@ -7,6 +7,7 @@ mod build_cmd;
 mod cluster;
 mod debug_request;
 mod eval;
+mod grant_cmd;
 mod inspect;
 mod new;
 mod output;
@@ -18,7 +19,7 @@ mod who_can_debug;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Admission policy engine for Kubernetes ephemeral containers: sandboxed
 /// WebAssembly and CEL policies.
@@ -53,10 +54,23 @@ enum Command {
     WhoCanDebug(who_can_debug::WhoCanDebugArgs),
     /// Print egate's CustomResourceDefinitions (ClusterPolicy, Policy) as YAML, for `kubectl apply -f -`.
     Crds,
+    /// Debug grants: request, approve, list and revoke who may `kubectl debug` which pods (docs/grant-commands.md).
+    Grant(grant_cmd::GrantArgs),
+}
+
+/// How egate was invoked: `kubectl egate` when kubectl runs it as its
+/// plugin (`kubectl-egate` on PATH), else `egate`.
+fn program() -> &'static str {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let stem = std::path::Path::new(&argv0).file_stem().unwrap_or_default().to_owned();
+    if stem == "kubectl-egate" { "kubectl egate" } else { "egate" }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let program = program();
+    // Usage lines and errors say `kubectl egate ...` when run as the plugin.
+    let mut command = Cli::command().bin_name(program).display_name(program);
+    let cli = Cli::from_arg_matches(&command.get_matches_mut()).unwrap_or_else(|e| e.format(&mut command).exit());
     let outcome = match cli.command {
         Command::Eval(args) => eval::run(&args),
         Command::Bench(args) => bench::run(&args),
@@ -69,11 +83,12 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan_cmd::run(&args),
         Command::WhoCanDebug(args) => who_can_debug::run(&args),
         Command::Crds => cluster::crd::print_definitions(),
+        Command::Grant(args) => grant_cmd::run(&args, program),
     };
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("egate: error: {error:#}");
+            eprintln!("{program}: error: {error:#}");
             ExitCode::from(2)
         }
     }

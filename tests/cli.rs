@@ -469,3 +469,174 @@ fn who_can_debug_names_the_file_and_object_of_malformed_rbac() {
     assert!(message.contains("roles.yaml: document 1 (RoleBinding \"broken\")"), "{message}");
     assert!(message.contains("subjects") && message.contains("fix the object"), "{message}");
 }
+
+/// `egate grant ARGS` with a kubeconfig of its own: a cluster at a port
+/// nothing listens on, so no command of these tests reaches a real one.
+fn grant(dir: &Path, args: &[&str]) -> Output {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: team}}]\n\
+         current-context: x\n",
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_egate"))
+        .arg("grant")
+        .args(args)
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", dir)
+        .output()
+        .expect("egate runs")
+}
+
+const REQUEST: [&str; 10] =
+    ["request", "web", "-n", "shop", "--user", "alice", "--image", "busybox:1.36", "--profile", "general"];
+
+#[test]
+fn grant_request_prints_the_proposal_and_how_to_approve_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = grant(dir.path(), &[&REQUEST[..], &["--reason", "INC-42: it's down"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let proposal: Value = egate_engine::yaml::from_slice(&out.stdout).expect("stdout is one YAML manifest");
+    assert_eq!(
+        proposal,
+        serde_json::json!({
+            "apiVersion": "egate.dev/v1", "kind": "DebugGrant",
+            "metadata": {"generateName": "alice-web-", "namespace": "shop"},
+            "spec": {"subjects": {"users": ["alice"]}, "pods": {"names": ["web"]}, "images": ["busybox:1.36"],
+                     "profile": "general", "duration": "30m", "reason": "INC-42: it's down"}
+        })
+    );
+    let hint = String::from_utf8_lossy(&out.stderr);
+    assert!(hint.contains("#   egate grant approve -f FILE"), "{hint}");
+    assert!(
+        hint.contains(
+            "#   egate grant approve web -n shop --user alice --image busybox:1.36 --profile general --duration 30m \
+             --reason 'INC-42: it'\\''s down'"
+        ),
+        "{hint}"
+    );
+
+    let file = dir.path().join("grant.json");
+    let out =
+        grant(dir.path(), &[&REQUEST[..], &["--reason", "x", "-o", "json", "--file", file.to_str().unwrap()]].concat());
+    assert!(out.status.success() && out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(written["spec"]["reason"], "x");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("grant approve -f {}", file.display())));
+}
+
+#[test]
+fn grant_request_takes_the_namespace_of_the_kubeconfig_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = grant(
+        dir.path(),
+        &[
+            "request",
+            "--group",
+            "sre",
+            "--selector",
+            "app=web",
+            "--image",
+            "busybox:*",
+            "--profile",
+            "baseline",
+            "--reason",
+            "x",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let proposal: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(proposal["metadata"], serde_json::json!({"generateName": "sre-web-", "namespace": "team"}));
+    assert_eq!(proposal["spec"]["pods"]["selector"]["matchLabels"], serde_json::json!({"app": "web"}));
+}
+
+#[test]
+fn grant_usage_errors_say_what_to_give_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = |args: &[&str]| {
+        let out = grant(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(error(&REQUEST).contains("egate: error: --reason is missing or blank"));
+    assert!(
+        error(&["request", "web", "--user", "alice", "--image", "x", "--reason", "x"]).contains("--profile is missing")
+    );
+    assert!(
+        error(&["request", "--user", "alice", "--image", "x", "--profile", "general", "--reason", "x"])
+            .contains("which pods?")
+    );
+    assert!(
+        error(&[&REQUEST[..], &["--reason", "x", "--duration", "soon"]].concat())
+            .contains("--duration: \"soon\" is not a duration")
+    );
+    assert!(error(&[&REQUEST[..4], &["--profile", "root"]].concat()).contains("\"root\" is not a profile"));
+    assert!(error(&["approve", "-f", "g.yaml", "--user", "alice"]).contains("'--file <FILE>' cannot be used with"));
+    assert!(error(&["list", "-A", "-n", "shop"]).contains("cannot be used with"));
+    let not_a_grant = dir.path().join("pod.yaml");
+    std::fs::write(&not_a_grant, "apiVersion: v1\nkind: Pod\n").unwrap();
+    assert!(
+        error(&["approve", "-f", not_a_grant.to_str().unwrap()])
+            .contains("holds a Pod of v1, not one egate.dev/v1 DebugGrant")
+    );
+}
+
+#[test]
+fn grant_commands_that_cannot_reach_the_cluster_name_its_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = grant(dir.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.starts_with("egate: error: cannot reach the Kubernetes API server at https://127.0.0.1:1"),
+        "{message}"
+    );
+    assert!(message.contains("check that it is up, and the cluster of your kubeconfig context"), "{message}");
+    let out = grant(dir.path(), &["list", "--context", "elsewhere"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot use the kubeconfig"), "{out:?}");
+}
+
+#[test]
+fn kubectl_egate_is_the_same_command_as_a_kubectl_plugin() {
+    let kubectl = repo("target/control-plane/v1.37.2/kubectl");
+    let kubectl = std::env::var_os("KUBEBUILDER_ASSETS").map_or(kubectl, |d| Path::new(&d).join("kubectl"));
+    if !kubectl.exists() {
+        println!("skipped: no kubectl at {} (scripts/control-plane.sh build makes it)", kubectl.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_egate"), dir.path().join("kubectl-egate")).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(dir.path().to_path_buf())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .unwrap();
+    let kubectl_egate = |args: &[&str]| {
+        Command::new(&kubectl)
+            .arg("egate")
+            .args(args)
+            .env("PATH", &path)
+            .env("KUBECONFIG", dir.path().join("none"))
+            .env("HOME", dir.path())
+            .output()
+            .expect("kubectl runs")
+    };
+    let out = kubectl_egate(&[&["grant"], &REQUEST[..], &["--reason", "x"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let proposal: Value = egate_engine::yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (proposal["kind"].as_str(), proposal["metadata"]["namespace"].as_str()),
+        (Some("DebugGrant"), Some("shop"))
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("#   kubectl egate grant approve -f FILE"));
+    let usage = kubectl_egate(&["grant", "request", "--help"]);
+    assert!(String::from_utf8_lossy(&usage.stdout).contains("Usage: kubectl egate grant request [OPTIONS] [POD]"));
+    let refused = kubectl_egate(&["grant", "request", "web"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).starts_with("kubectl egate: error: who is the grant for?"));
+}
