@@ -58,6 +58,22 @@ fn debug(ns: &Namespace, user: &str, extra: &[&str]) -> (String, Run) {
     (container, run)
 }
 
+/// `egate grant ARGS --context USER` with the control plane's kubeconfig.
+fn egate_grant(user: &str, args: &[&str]) -> Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_egate"))
+        .env("KUBECONFIG", cluster().var("KUBECONFIG"))
+        .arg("grant")
+        .args(args)
+        .args(["--context", user])
+        .output()
+        .expect("egate runs");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// The stored grant.
 fn stored(ns: &Namespace, name: &str) -> Value {
     cluster().get(&["-n", &ns.name, "get", "debuggrant", name])
@@ -159,6 +175,15 @@ fn kubectl_debug_needs_an_approved_live_grant_that_covers_it() {
     );
     assert!(!patch.ok && patch.stderr.contains("cannot change"), "{patch:?}");
 
+    // alice sees it with `egate grant list`, with its remaining time and use.
+    let listed = egate_grant("alice", &["list", "-n", &ns.name, "-o", "json"]);
+    assert!(listed.ok, "{listed:?}");
+    let rows: Value = serde_json::from_str(&listed.stdout).unwrap();
+    let row = rows.as_array().unwrap().iter().find(|r| r["name"] == "alice-web").expect("alice-web is listed");
+    assert_eq!((row["state"].as_str(), row["approvedBy"].as_str()), (Some("live"), Some("carol")), "{row}");
+    assert!(row["remainingSeconds"].as_u64().is_some_and(|s| s > 0 && s <= 1800), "{row}");
+    assert_eq!(row["useCount"], 1);
+
     // egate restarted mid-way still honours the grant, and records each use once.
     egate.restart();
     let mut after_restart = None;
@@ -173,11 +198,63 @@ fn kubectl_debug_needs_an_approved_live_grant_that_covers_it() {
     assert_eq!(uses[1]["container"].as_str(), after_restart.as_deref());
 
     // Revoking is deleting: the next debug is denied.
-    assert!(cluster().kubectl("carol", &["-n", &ns.name, "delete", "debuggrant", "alice-web"]).ok);
+    let revoked = egate_grant("carol", &["revoke", "alice-web", "-n", &ns.name]);
+    assert!(revoked.ok && revoked.stdout.contains(&format!("revoked DebugGrant {}/alice-web", ns.name)), "{revoked:?}");
     poll("a debug denied once the grant is revoked", || !debug(&ns, "alice", &[]).1.ok);
+    let gone = egate_grant("carol", &["revoke", "alice-web", "-n", &ns.name]);
+    assert!(!gone.ok && gone.stderr.contains("no DebugGrant"), "{gone:?}");
 
-    // A grant admits until it expires, and not after.
-    assert!(create_as("carol", &alice_grant(&ns, "alice-short", "15s")).ok);
+    // The proposal alice prints, approved by carol through `kubectl egate`
+    // (the plugin), admits until it expires, and not after.
+    let proposal = egate_grant(
+        "alice",
+        &["request", "web", "-n", &ns.name, "--user", "alice", "--image", "busybox:*", "--target", "app"],
+    );
+    assert!(!proposal.ok, "--profile and --reason are required: {proposal:?}");
+    let proposal = egate_grant(
+        "alice",
+        &[
+            "request",
+            "web",
+            "-n",
+            &ns.name,
+            "--user",
+            "alice",
+            "--image",
+            "busybox:*",
+            "--target",
+            "app",
+            "--profile",
+            "general",
+            "--duration",
+            "15s",
+            "--reason",
+            "INC-43",
+            "--name",
+            "alice-short",
+        ],
+    );
+    assert!(proposal.ok, "{proposal:?}");
+    let plugin_dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_egate"), plugin_dir.path().join("kubectl-egate")).unwrap();
+    let path = format!("{}:{}", plugin_dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let approve = std::process::Command::new(cluster().kubectl_bin())
+        .env("KUBECONFIG", cluster().var("KUBECONFIG"))
+        .env("PATH", path)
+        .args(["egate", "grant", "approve", "-f", "-", "--context", "carol"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(proposal.stdout.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let said = String::from_utf8_lossy(&approve.stdout);
+    assert!(approve.status.success(), "{said}{}", String::from_utf8_lossy(&approve.stderr));
+    assert!(said.contains(&format!("approved DebugGrant {}/alice-short for alice", ns.name)), "{said}");
     poll("a debug admitted under the short grant", || debug(&ns, "alice", &[]).1.ok);
     poll("a debug denied once the short grant expired", || {
         let (_, run) = debug(&ns, "alice", &[]);
