@@ -160,14 +160,22 @@ mod tests {
     #[test]
     fn invalid_entries_are_named_with_their_index_and_the_rule() {
         let err = exemptions(&["kube-system", "Shop"], &[], &[]).validate().unwrap_err();
-        assert!(err.starts_with(r#"exemptions.namespaces[1]: "Shop" is invalid: a namespace name is a DNS-1123 label: at most 63"#), "{err}");
+        assert!(
+            err.starts_with(
+                r#"exemptions.namespaces[1]: "Shop" is invalid: a namespace name is a DNS-1123 label: at most 63"#
+            ),
+            "{err}"
+        );
         for bad in ["", "-x", "x-", "a.b", &"a".repeat(64)] {
             assert!(exemptions(&[bad], &[], &[]).validate().is_err(), "{bad:?}");
         }
         assert!(exemptions(&[&"a".repeat(63)], &[], &[]).validate().is_ok());
         for bad in ["", "kata..x", "Kata", ".kata", "kata-", &format!("{}.x", "a".repeat(252))] {
             let err = exemptions(&[], &[bad], &[]).validate().unwrap_err();
-            assert!(err.starts_with(&format!("exemptions.runtimeClasses[0]: {bad:?} is invalid: a RuntimeClass name")), "{err}");
+            assert!(
+                err.starts_with(&format!("exemptions.runtimeClasses[0]: {bad:?} is invalid: a RuntimeClass name")),
+                "{err}"
+            );
         }
         let err = exemptions(&[], &[], &["alice", ""]).validate().unwrap_err();
         assert_eq!(err, r#"exemptions.usernames[1]: "" is invalid: a username may not be empty"#);

@@ -121,7 +121,9 @@ fn new_ephemeral_containers<'a>(request: &Request<'a>) -> Result<Subject<'a>, Er
     // container inherits.
     let names: Vec<String> = new
         .iter()
-        .flat_map(|c| [APPARMOR_ANNOTATION_PREFIX, SECCOMP_CONTAINER_ANNOTATION_PREFIX].map(|p| format!("{p}{}", c.name)))
+        .flat_map(|c| {
+            [APPARMOR_ANNOTATION_PREFIX, SECCOMP_CONTAINER_ANNOTATION_PREFIX].map(|p| format!("{p}{}", c.name))
+        })
         .collect();
     let annotations = std::mem::take(&mut pod.metadata.annotations.0)
         .into_iter()

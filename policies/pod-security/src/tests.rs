@@ -911,9 +911,11 @@ fn a_debug_container_is_judged_by_the_seccomp_annotations_it_inherits_before_v1_
     assert!(judge(&restricted_pod()).allowed);
     let pod_wide =
         with(restricted_pod(), "/metadata/annotations/seccomp.security.alpha.kubernetes.io~1pod", json!("unconfined"));
-    assert!(judge(&pod_wide).message.ends_with(
-        r#"seccompProfile (forbidden annotation seccomp.security.alpha.kubernetes.io/pod="unconfined")"#
-    ));
+    assert!(
+        judge(&pod_wide).message.ends_with(
+            r#"seccompProfile (forbidden annotation seccomp.security.alpha.kubernetes.io/pod="unconfined")"#
+        )
+    );
     let named = |name: &str| {
         let key = format!("/metadata/annotations/container.seccomp.security.alpha.kubernetes.io~1{name}");
         with(restricted_pod(), &key, json!("unconfined"))
@@ -996,9 +998,15 @@ fn exemption_settings_are_checked_at_load() {
         verdict["message"].as_str().unwrap().to_string()
     };
     let says = refused(json!({"exemptions": {"namespace": ["kube-system"]}}));
-    assert!(says.contains("unknown field `namespace`, expected one of `usernames`, `runtimeClasses`, `namespaces`"), "{says}");
+    assert!(
+        says.contains("unknown field `namespace`, expected one of `usernames`, `runtimeClasses`, `namespaces`"),
+        "{says}"
+    );
     let says = refused(json!({"exemptions": {"namespaces": ["Kube_System"]}}));
-    assert!(says.contains(r#"exemptions.namespaces[0]: "Kube_System" is invalid: a namespace name is a DNS-1123 label"#), "{says}");
+    assert!(
+        says.contains(r#"exemptions.namespaces[0]: "Kube_System" is invalid: a namespace name is a DNS-1123 label"#),
+        "{says}"
+    );
     let says = refused(json!({"exemptions": {"usernames": ["alice", "alice"]}}));
     assert!(says.contains(r#"exemptions.usernames[1]: "alice" is listed twice"#), "{says}");
     let says = refused(json!({"exemptions": {"runtimeClasses": "kata"}}));
