@@ -2,7 +2,8 @@
 //! scripts/build-guests.sh and embedded by build.rs): pod CREATEs at both
 //! levels, and `kubectl debug` requests judged by what the new container
 //! inherits from the pod; then Kubernetes' own Pod Security Admission
-//! fixtures, each at its policy version.
+//! fixtures, each at its policy version, as a pod CREATE and again as
+//! `kubectl debug` requests adding containers shaped like the fixture's.
 
 mod support;
 
@@ -468,9 +469,10 @@ fn debug_requests(fixture: &Fixture) -> (Vec<Vec<u8>>, bool) {
 /// Every fixture again, through `pods/ephemeralcontainers` as the
 /// `kubectl debug` requests of [`debug_requests`], at its level and
 /// version: a fail fixture is denied when the check it exercises is a
-/// container check, and allowed when it is a pod-level check or one of
-/// fields ephemeral containers cannot have ([`CHECKS_ON_DEBUG`]); a pass
-/// fixture is always allowed.
+/// container check, and allowed when it is a pod-level check, one of
+/// fields ephemeral containers cannot have ([`CHECKS_ON_DEBUG`]), or one
+/// failed only by a pod-level value every container replaces
+/// ([`POD_VALUE_REPLACED`]); a pass fixture is always allowed.
 #[test]
 fn every_psa_fixture_through_kubectl_debug_is_judged_by_what_the_new_container_is_and_inherits() {
     let Some(fixtures) = psa_fixtures() else { return };
