@@ -13,9 +13,12 @@
 //!   the pod-level securityContext values those containers inherit; checks
 //!   of pod-level fields only (host namespaces, volumes, sysctls) are not
 //!   run again, since the pod was admitted already.
+//! - Pod Security Admission's [`exemptions`] (setting `exemptions`:
+//!   `namespaces`, `usernames`, `runtimeClasses`): an exempt request is
+//!   allowed unjudged, with the audit annotation `exempt` naming why.
 //!
 //! The code reads top-down: [`subject`] decides what a request asks to
-//! judge, [`checks`] holds one function per Pod Security Standards check
+//! judge, [`exemptions`] what is not judged at all, [`checks`] holds one function per Pod Security Standards check
 //! and the table of checks of each level, [`view`] the few Pod fields they
 //! read.
 //!
@@ -40,12 +43,14 @@ use egate_guest::{Decision, Error, Request, Settings};
 use serde::{Deserialize, Deserializer};
 
 pub mod checks;
+pub mod exemptions;
 pub mod subject;
 pub mod view;
 
 #[cfg(test)]
 mod tests;
 
+pub use exemptions::{Exemption, Exemptions};
 use subject::Subject;
 
 /// The newest Pod Security Admission policy version this policy
@@ -182,16 +187,44 @@ pub struct PodSecuritySettings {
     /// as Pod Security Admission judges containers; whole pods are always
     /// judged that way.
     pub debug_capabilities: Vec<String>,
+    /// Requests allowed without any check, as Pod Security Admission's
+    /// `exemptions`: by namespace, requester or the pod's runtime class.
+    /// None by default.
+    pub exemptions: Exemptions,
 }
 
-impl Settings for PodSecuritySettings {}
+impl Settings for PodSecuritySettings {
+    fn validate(&self) -> Result<(), String> {
+        self.exemptions.validate()
+    }
+}
 
 /// Judges a request against the Pod Security Standards level of `settings`.
+///
+/// In Pod Security Admission's order: a request it would not look at is
+/// allowed; then one in an exempt namespace or by an exempt user is allowed
+/// with the audit annotation `exempt`; then one that asks nothing to be
+/// judged (an update that changes no image) is allowed; then a pod of an
+/// exempt runtime class is allowed with the annotation; the rest is judged.
 pub fn evaluate(request: &Request, settings: &PodSecuritySettings) -> Result<Decision, Error> {
+    if !subject::concerns(request) {
+        return Ok(Decision::allow());
+    }
+    if let Some(exemption) = settings.exemptions.of_request(request) {
+        return Ok(exemption.decision());
+    }
+    let subject = subject::of(request)?;
+    let runtime_class = match &subject {
+        Subject::Nothing => return Ok(Decision::allow()),
+        Subject::WholePod(pod) | Subject::NewEphemeralContainers(pod) => pod.spec.runtime_class_name.as_deref(),
+    };
+    if let Some(exemption) = settings.exemptions.of_runtime_class(runtime_class) {
+        return Ok(exemption.decision());
+    }
     let level = settings.level;
     let version = settings.version;
     let minor = version.minor();
-    let message = match subject::of(request)? {
+    let message = match subject {
         Subject::Nothing => return Ok(Decision::allow()),
         Subject::WholePod(pod) => {
             let violations = checks::run(&pod, level, minor, false);

@@ -25,29 +25,37 @@ pub enum Subject<'a> {
     /// (runAsNonRoot, runAsUser, seccompProfile, seLinuxOptions,
     /// appArmorProfile, windowsOptions.hostProcess), and the pod keeps
     /// only what the container checks read of it (`hostUsers`, `os`, the
-    /// AppArmor annotations naming those containers).
+    /// AppArmor and seccomp annotations naming those containers, the pod's
+    /// seccomp annotation) and its `runtimeClassName`.
     NewEphemeralContainers(Pod<'a>),
+}
+
+/// Whether Pod Security Admission looks at `request` at all: a `pods`
+/// CREATE or UPDATE, of the pod itself or of a subresource that can change
+/// its spec. Only such requests can be exempt.
+pub fn concerns(request: &Request) -> bool {
+    let sub_resource = request.sub_resource.as_deref().unwrap_or_default();
+    request.resource.resource == "pods"
+        && matches!(request.operation.as_ref(), "CREATE" | "UPDATE")
+        && !IGNORED_SUBRESOURCES.contains(&sub_resource)
 }
 
 /// Reads `request` and decides what it asks to judge.
 pub fn of<'a>(request: &Request<'a>) -> Result<Subject<'a>, Error> {
-    let operation = request.operation.as_ref();
-    if request.resource.resource != "pods" || !matches!(operation, "CREATE" | "UPDATE") {
+    if !concerns(request) {
         return Ok(Subject::Nothing);
     }
     match request.sub_resource.as_deref().unwrap_or_default() {
         "ephemeralcontainers" => new_ephemeral_containers(request),
-        // Subresources that cannot change the pod spec: Pod Security
-        // Admission ignores them.
-        sub if IGNORED_SUBRESOURCES.contains(&sub) => Ok(Subject::Nothing),
         // The pod itself, and any other subresource (`resize`, or one added
         // to Kubernetes later): judged as a pod, so an unknown way to change
         // the spec fails safe, as in Pod Security Admission.
-        _ => whole_pod(request, operation == "UPDATE"),
+        _ => whole_pod(request, request.operation == "UPDATE"),
     }
 }
 
-/// Pod subresources Pod Security Admission does not judge.
+/// Pod subresources Pod Security Admission does not judge: they cannot
+/// change the pod spec.
 const IGNORED_SUBRESOURCES: [&str; 8] =
     ["attach", "binding", "eviction", "exec", "log", "portforward", "proxy", "status"];
 
@@ -108,11 +116,18 @@ fn new_ephemeral_containers<'a>(request: &Request<'a>) -> Result<Subject<'a>, Er
     if new.is_empty() {
         return Ok(Subject::Nothing);
     }
-    // The AppArmor annotations that apply to the new containers.
-    let names: Vec<String> = new.iter().map(|c| format!("{APPARMOR_ANNOTATION_PREFIX}{}", c.name)).collect();
+    // The annotations that apply to the new containers: the AppArmor and
+    // seccomp ones naming them, and the pod's seccomp one, which every
+    // container inherits.
+    let names: Vec<String> = new
+        .iter()
+        .flat_map(|c| {
+            [APPARMOR_ANNOTATION_PREFIX, SECCOMP_CONTAINER_ANNOTATION_PREFIX].map(|p| format!("{p}{}", c.name))
+        })
+        .collect();
     let annotations = std::mem::take(&mut pod.metadata.annotations.0)
         .into_iter()
-        .filter(|(key, _)| names.iter().any(|n| n == key))
+        .filter(|(key, _)| key == SECCOMP_POD_ANNOTATION || names.iter().any(|n| n == key))
         .collect();
     Ok(Subject::NewEphemeralContainers(Pod {
         metadata: Metadata { annotations: Annotations(annotations) },
@@ -120,6 +135,7 @@ fn new_ephemeral_containers<'a>(request: &Request<'a>) -> Result<Subject<'a>, Er
             ephemeral_containers: new,
             host_users: pod.spec.host_users,
             os: pod.spec.os.take(),
+            runtime_class_name: pod.spec.runtime_class_name.take(),
             ..PodSpec::default()
         },
     }))

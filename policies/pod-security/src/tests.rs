@@ -898,3 +898,122 @@ fn a_volume_without_a_source_is_the_empty_dir_the_api_server_makes_it() {
     assert_eq!(verdicts(&pod), allowed());
     assert_eq!(at_version(&pod, Level::Restricted, "v1.0"), "");
 }
+
+#[test]
+fn a_debug_container_is_judged_by_the_seccomp_annotations_it_inherits_before_v1_19() {
+    // Before v1.19 seccomp is read from annotations: the pod's applies to a
+    // new debug container, and so does one naming it.
+    let settings: PodSecuritySettings = settings_from_json(br#"{"version": "v1.18"}"#).unwrap();
+    let judge = |pod: &Value| {
+        let bytes = debug_request(pod, json!({"name": "dbg", "image": "busybox"}), "alice", &[]);
+        evaluate(&Request::parse(&bytes).unwrap(), &settings).unwrap()
+    };
+    assert!(judge(&restricted_pod()).allowed);
+    let pod_wide =
+        with(restricted_pod(), "/metadata/annotations/seccomp.security.alpha.kubernetes.io~1pod", json!("unconfined"));
+    assert!(
+        judge(&pod_wide).message.ends_with(
+            r#"seccompProfile (forbidden annotation seccomp.security.alpha.kubernetes.io/pod="unconfined")"#
+        )
+    );
+    let named = |name: &str| {
+        let key = format!("/metadata/annotations/container.seccomp.security.alpha.kubernetes.io~1{name}");
+        with(restricted_pod(), &key, json!("unconfined"))
+    };
+    assert!(!judge(&named("dbg")).allowed);
+    // One naming another container is not the new container's.
+    assert!(judge(&named("app")).allowed);
+}
+
+// ----- exemptions -------------------------------------------------------------
+
+fn exempting(exemptions: Value) -> PodSecuritySettings {
+    settings_from_json(json!({"level": "restricted", "exemptions": exemptions}).to_string().as_bytes()).unwrap()
+}
+
+/// The decision on `bytes`, as (allowed, the `exempt` annotation).
+fn exempt_answer(bytes: &[u8], settings: &PodSecuritySettings) -> (bool, Option<String>) {
+    let decision = evaluate(&Request::parse(bytes).unwrap(), settings).unwrap();
+    (decision.allowed, decision.audit_annotations.get("exempt").cloned())
+}
+
+#[test]
+fn an_exempt_namespace_user_or_runtime_class_is_allowed_unjudged_and_annotated() {
+    // A pod that breaks restricted, created by alice in namespace shop.
+    let wild = wild_pod();
+    let create = request("CREATE", None, &wild, None);
+    let denied = (false, None);
+    assert_eq!(exempt_answer(&create, &exempting(json!({}))), denied);
+    assert_eq!(exempt_answer(&create, &exempting(json!({"namespaces": ["shop"]}))), (true, Some("namespace".into())));
+    assert_eq!(exempt_answer(&create, &exempting(json!({"namespaces": ["shop-dev"]}))), denied);
+    assert_eq!(exempt_answer(&create, &exempting(json!({"usernames": ["alice"]}))), (true, Some("user".into())));
+    assert_eq!(exempt_answer(&create, &exempting(json!({"usernames": ["Alice"]}))), denied, "names match exactly");
+    let kata = with(wild.clone(), "/spec/runtimeClassName", json!("kata"));
+    let kata_create = request("CREATE", None, &kata, None);
+    let by_class = exempting(json!({"runtimeClasses": ["kata"]}));
+    assert_eq!(exempt_answer(&kata_create, &by_class), (true, Some("runtimeClass".into())));
+    assert_eq!(exempt_answer(&create, &by_class), denied, "a pod without that runtime class is judged");
+    // Namespace first, then user, then runtime class, as Pod Security Admission.
+    let all = exempting(json!({"namespaces": ["shop"], "usernames": ["alice"], "runtimeClasses": ["kata"]}));
+    assert_eq!(exempt_answer(&kata_create, &all).1.as_deref(), Some("namespace"));
+    let user_and_class = exempting(json!({"usernames": ["alice"], "runtimeClasses": ["kata"]}));
+    assert_eq!(exempt_answer(&kata_create, &user_and_class).1.as_deref(), Some("user"));
+}
+
+#[test]
+fn exemptions_apply_to_kubectl_debug_too() {
+    let privileged = json!({"name": "dbg", "image": "busybox", "securityContext": {"privileged": true}});
+    let kata = with(restricted_pod(), "/spec/runtimeClassName", json!("kata"));
+    let debug_bob = debug_request(&kata, privileged.clone(), "bob", &[]);
+    assert_eq!(exempt_answer(&debug_bob, &exempting(json!({}))).0, false);
+    assert_eq!(exempt_answer(&debug_bob, &exempting(json!({"usernames": ["bob"]}))), (true, Some("user".into())));
+    let by_class = exempting(json!({"runtimeClasses": ["kata"]}));
+    assert_eq!(exempt_answer(&debug_bob, &by_class), (true, Some("runtimeClass".into())));
+    let plain = debug_request(&restricted_pod(), privileged, "bob", &[]);
+    assert_eq!(exempt_answer(&plain, &by_class).0, false);
+}
+
+#[test]
+fn what_pod_security_admission_ignores_carries_no_exemption() {
+    // Not a request it looks at: no annotation, even in an exempt namespace.
+    let settings = exempting(json!({"namespaces": ["shop"], "runtimeClasses": ["kata"]}));
+    let status = request("UPDATE", Some("status"), &wild_pod(), Some(&wild_pod()));
+    assert_eq!(exempt_answer(&status, &settings), (true, None));
+    // An update that changes nothing judged: the namespace exemption comes
+    // first and annotates; the runtime class one comes after and does not.
+    let kata = with(wild_pod(), "/spec/runtimeClassName", json!("kata"));
+    let relabel = with(kata.clone(), "/metadata/labels/tier", json!("web"));
+    let update = request("UPDATE", None, &relabel, Some(&kata));
+    assert_eq!(exempt_answer(&update, &settings), (true, Some("namespace".into())));
+    let by_class = exempting(json!({"runtimeClasses": ["kata"]}));
+    assert_eq!(exempt_answer(&update, &by_class), (true, None));
+}
+
+#[test]
+fn exemption_settings_are_checked_at_load() {
+    let refused = |settings: Value| {
+        let verdict = egate_guest::abi::validate_settings_json(&evaluate, settings.to_string().as_bytes());
+        let verdict: Value = serde_json::from_slice(&verdict).unwrap();
+        assert_eq!(verdict["valid"], json!(false), "{settings}");
+        verdict["message"].as_str().unwrap().to_string()
+    };
+    let says = refused(json!({"exemptions": {"namespace": ["kube-system"]}}));
+    assert!(
+        says.contains("unknown field `namespace`, expected one of `usernames`, `runtimeClasses`, `namespaces`"),
+        "{says}"
+    );
+    let says = refused(json!({"exemptions": {"namespaces": ["Kube_System"]}}));
+    assert!(
+        says.contains(r#"exemptions.namespaces[0]: "Kube_System" is invalid: a namespace name is a DNS-1123 label"#),
+        "{says}"
+    );
+    let says = refused(json!({"exemptions": {"usernames": ["alice", "alice"]}}));
+    assert!(says.contains(r#"exemptions.usernames[1]: "alice" is listed twice"#), "{says}");
+    let says = refused(json!({"exemptions": {"runtimeClasses": "kata"}}));
+    assert!(says.contains("exemptions.runtimeClasses: invalid type: string \"kata\", expected a sequence"), "{says}");
+    let fine = egate_guest::abi::validate_settings_json(
+        &evaluate,
+        br#"{"exemptions": {"namespaces": ["kube-system"], "usernames": ["system:admin"], "runtimeClasses": ["kata"]}}"#,
+    );
+    assert!(String::from_utf8(fine).unwrap().starts_with(r#"{"valid":true"#));
+}

@@ -76,6 +76,10 @@ pub struct PodSpec<'a> {
     /// `os`: Windows pods are exempt from some restricted checks.
     #[serde(borrow)]
     pub os: Option<PodOs<'a>>,
+    /// `runtimeClassName`: not judged, but a pod of an exempt runtime
+    /// class is not judged at all.
+    #[serde(borrow)]
+    pub runtime_class_name: Option<Cow<'a, str>>,
 }
 
 impl PodSpec<'_> {
