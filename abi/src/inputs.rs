@@ -67,12 +67,23 @@ impl Input {
 #[macro_export]
 macro_rules! declare_inputs {
     ($($name:literal),+ $(,)?) => {
+        $crate::__custom_section!("egate.inputs", $($name),+);
+    };
+}
+
+/// A custom section of a wasm module holding each line given; natively
+/// nothing. (`link_section` takes only a literal: the names of the
+/// sections are written where this is called.)
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __custom_section {
+    ($section:literal, $($line:literal),+) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
-            const TEXT: &str = concat!($($name, "\n"),+);
-            #[unsafe(link_section = "egate.inputs")]
+            const TEXT: &str = concat!($($line, "\n"),+);
+            #[unsafe(link_section = $section)]
             #[used]
-            static EGATE_INPUTS: [u8; TEXT.len()] = {
+            static SECTION: [u8; TEXT.len()] = {
                 let mut bytes = [0u8; TEXT.len()];
                 let text = TEXT.as_bytes();
                 let mut i = 0;

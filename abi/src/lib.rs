@@ -12,7 +12,8 @@
 //! - [`Glob`]: the one meaning of a wildcard pattern, in manifests and in
 //!   the built-ins' settings alike;
 //! - [`inputs`]: what the host prepares from the cluster for a policy that
-//!   declares it (debug grants), and how a module declares it.
+//!   declares it (debug grants), and how a module declares it;
+//! - [`reads`]: how a module declares the request members it reads.
 //!
 //! | export | wasm type | meaning |
 //! | --- | --- | --- |
@@ -40,6 +41,7 @@ mod glob;
 #[doc(hidden)]
 pub mod guest;
 pub mod inputs;
+pub mod reads;
 
 pub use cow_str::CowStr;
 pub use decision::{BundledSettings, Decision, PatchOp, SettingsVerdict};

@@ -4,6 +4,7 @@
 //! [`Inputs`] for it added as the `egateInputs` member.
 
 use egate_abi::inputs::{Input, MEMBER, SECTION};
+use egate_json::Selection;
 use jiff::Timestamp;
 
 use crate::decision::FailureCause;
@@ -20,11 +21,14 @@ pub struct Inputs<'a> {
     pub debug_grants: Option<&'a GrantIndex>,
     /// The time grants are judged at: now, except in tests.
     pub now: Timestamp,
+    /// Hand every module the whole request, whatever it declares it reads
+    /// (`egate test` judges both ways and warns when they differ).
+    pub whole_requests: bool,
 }
 
 impl Default for Inputs<'_> {
     fn default() -> Self {
-        Self { debug_grants: None, now: Timestamp::now() }
+        Self { debug_grants: None, now: Timestamp::now(), whole_requests: false }
     }
 }
 
@@ -35,18 +39,43 @@ impl<'a> Inputs<'a> {
     }
 }
 
-/// The inputs a module's [`SECTION`]s declare; an input this engine cannot
-/// give is an error naming it.
-pub(crate) fn declared(wasm: &[u8]) -> Result<Vec<Input>, String> {
-    let mut text = Vec::new();
+/// The text of a module's custom sections named `name`, joined by lines.
+fn section_text(wasm: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut text: Option<Vec<u8>> = None;
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         if let Ok(wasmparser::Payload::CustomSection(section)) = payload
-            && section.name() == SECTION
+            && section.name() == name
         {
+            let text = text.get_or_insert_with(Vec::new);
             text.extend_from_slice(section.data());
             text.push(b'\n');
         }
     }
+    text
+}
+
+/// What a module's `egate.reads` section declares it reads of the request;
+/// `None` when it declares nothing (it gets the whole request).
+pub(crate) fn declared_reads(wasm: &[u8]) -> Result<Option<Selection>, String> {
+    let Some(text) = section_text(wasm, egate_abi::reads::SECTION) else { return Ok(None) };
+    let text = String::from_utf8_lossy(&text);
+    Selection::parse(text.lines())
+        .map(Some)
+        .map_err(|e| format!("the module's declared reads (custom section {}): {e}", egate_abi::reads::SECTION))
+}
+
+/// The request a module that declares `reads` is handed: only those
+/// members, cut from the validated request without parsing it.
+pub(crate) fn cut(request: &str, reads: &Selection) -> String {
+    let mut out = Vec::with_capacity(request.len() / 4);
+    reads.cut(request.as_bytes(), &mut out);
+    String::from_utf8(out).expect("a cut of UTF-8 text at JSON token boundaries is UTF-8")
+}
+
+/// The inputs a module's [`SECTION`]s declare; an input this engine cannot
+/// give is an error naming it.
+pub(crate) fn declared(wasm: &[u8]) -> Result<Vec<Input>, String> {
+    let text = section_text(wasm, SECTION).unwrap_or_default();
     let (known, unknown) = Input::parse_section(&text);
     if let Some(name) = unknown.first() {
         let names: Vec<&str> = Input::ALL.iter().map(|i| i.name()).collect();

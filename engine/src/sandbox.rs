@@ -98,7 +98,7 @@ pub enum ModuleError {
          build it with the egate-guest crate and `egate_guest::policy!`"
     )]
     NotAbiV1,
-    /// It declares an input the host cannot give.
+    /// It declares an input the host cannot give, or reads it cannot cut.
     #[error("{0}")]
     UnknownInput(String),
     /// A function ABI v1 requires is missing.
@@ -174,6 +174,8 @@ pub struct GuestModule {
     sandbox: Sandbox,
     /// The inputs it declares (`egate.inputs`).
     inputs: Vec<egate_abi::inputs::Input>,
+    /// What it declares it reads of the request (`egate.reads`).
+    reads: Option<std::sync::Arc<egate_json::Selection>>,
 }
 
 impl Sandbox {
@@ -218,8 +220,9 @@ impl Sandbox {
         };
         check_abi(&module)?;
         let inputs = crate::inputs::declared(wasm).map_err(ModuleError::UnknownInput)?;
+        let reads = crate::inputs::declared_reads(wasm).map_err(ModuleError::UnknownInput)?.map(Into::into);
         let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| ModuleError::Link(format!("{e:#}")))?;
-        Ok(GuestModule { pre, sandbox: self.clone(), inputs })
+        Ok(GuestModule { pre, sandbox: self.clone(), inputs, reads })
     }
 }
 
@@ -301,6 +304,11 @@ impl GuestModule {
     /// The inputs the module declares it reads.
     pub fn inputs(&self) -> &[egate_abi::inputs::Input] {
         &self.inputs
+    }
+
+    /// What the module declares it reads of the request; `None`: all of it.
+    pub fn reads(&self) -> Option<&std::sync::Arc<egate_json::Selection>> {
+        self.reads.as_ref()
     }
 
     /// Whether the module exports `egate_evaluate_batch` (egate's built-in

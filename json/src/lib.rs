@@ -24,6 +24,9 @@
 //! assert_eq!(names, [&b"\"app\""[..]]);
 //! ```
 
+mod select;
+pub use select::Selection;
+
 /// The value of member `name` of `object` (the last one if the name repeats,
 /// as Go's and serde_json's maps decide). `None` when `object` is not an
 /// object or has no such member.
@@ -114,6 +117,10 @@ impl<'t> Index<'t> {
                     if let Some(span) = open.pop() {
                         index.spans[span].1 = (at + 1) as u32;
                     }
+                }
+                b'\n' | b' ' => {
+                    at = skip_spaces(text, at + 1);
+                    continue;
                 }
                 _ => {}
             }
@@ -254,6 +261,25 @@ fn skip_separator(text: &[u8], at: usize) -> Option<usize> {
 
 fn skip_whitespace(text: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\n' | b'\r' | b'\t') = text.get(at) {
+        at = skip_spaces(text, at + 1);
+    }
+    at
+}
+
+/// Past a run of spaces starting at `at`, eight at a time: the indentation
+/// of pretty-printed JSON (as the API server sends it) is most of its
+/// bytes outside strings.
+fn skip_spaces(text: &[u8], mut at: usize) -> usize {
+    const SPACES: u64 = ONES * b' ' as u64;
+    while let Some(chunk) = text.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let other = word ^ SPACES;
+        if other != 0 {
+            return at + (other.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while text.get(at) == Some(&b' ') {
         at += 1;
     }
     at
@@ -294,6 +320,10 @@ fn skip_container(text: &[u8], start: usize) -> Option<usize> {
                 if depth == 0 {
                     return Some(at + 1);
                 }
+            }
+            b'\n' | b' ' => {
+                at = skip_spaces(text, at + 1);
+                continue;
             }
             _ => {}
         }

@@ -44,6 +44,9 @@ fn text_table(report: &SuiteReport) -> String {
         for failure in &case.failures {
             let _ = writeln!(out, "          - {}", failure.replace('\n', "\n              "));
         }
+        for difference in &case.read_differences {
+            let _ = writeln!(out, "          warning: {}", difference.replace('\n', "\n              "));
+        }
     }
     out.push('\n');
     out
@@ -83,6 +86,7 @@ fn json_case(case: &CaseReport) -> Value {
         "expected": case.expect,
         "got": case.got,
         "failures": case.failures,
+        "readDifferences": case.read_differences,
         "timeMs": case.time.as_secs_f64() * 1e3,
     })
 }
@@ -161,6 +165,7 @@ mod tests {
             expected: "allowed",
             got: None,
             failures: failures.iter().map(|f| f.to_string()).collect(),
+            read_differences: Vec::new(),
             time: Duration::from_millis(2),
         }
     }

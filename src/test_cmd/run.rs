@@ -48,6 +48,9 @@ pub struct CaseReport {
     /// None when the request could not be judged.
     pub got: Option<Got>,
     pub failures: Vec<String>,
+    /// How the response differed when every module got the whole request
+    /// instead of the members it declares it reads (it should not).
+    pub read_differences: Vec<String>,
     pub time: Duration,
 }
 
@@ -108,6 +111,11 @@ fn run_case(policies: &PolicySet, case: &Case) -> CaseReport {
     let inputs = egate_engine::Inputs::with_grants(&case.grants);
     let result = policies.review_traced_with(&case.review, Mode::All, &inputs).map(|traced| traced.response);
     let time = started.elapsed();
+    let whole = egate_engine::Inputs { whole_requests: true, ..inputs };
+    let read_differences = match (&result, policies.review_traced_with(&case.review, Mode::All, &whole)) {
+        (Ok(cut), Ok(traced)) => differences_between(cut, &traced.response),
+        _ => Vec::new(),
+    };
     let (got, failures) = match result {
         Ok(response) => {
             let failures = check(&case.expect, &case.review, &response);
@@ -121,8 +129,20 @@ fn run_case(policies: &PolicySet, case: &Case) -> CaseReport {
         expected: if case.expect.allowed { "allowed" } else { "denied" },
         got,
         failures,
+        read_differences,
         time,
     }
+}
+
+/// Where two responses to one request differ, for a person: the one a
+/// policy gave on the members it declares it reads, and the one it gave
+/// on the whole request.
+fn differences_between(cut: &AdmissionResponse, whole: &AdmissionResponse) -> Vec<String> {
+    let (a, b) = (serde_json::to_value(cut).unwrap_or_default(), serde_json::to_value(whole).unwrap_or_default());
+    differences(&b, &a)
+        .into_iter()
+        .map(|d| format!("the response differs when modules get only the members they declare they read: {d}"))
+        .collect()
 }
 
 /// Every way the response differs from the expectation.

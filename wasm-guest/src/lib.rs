@@ -51,7 +51,7 @@ mod settings;
 pub mod testing;
 
 pub use decision::{Decision, IntoDecision, PatchOp};
-pub use egate_abi::{Glob, declare_inputs, glob_match, inputs};
+pub use egate_abi::{Glob, declare_inputs, declare_reads, glob_match, inputs};
 pub use error::Error;
 pub use image::ImageRef;
 pub use request::{GroupVersionKind, GroupVersionResource, PodPair, RawJson, Request, UserInfo};
@@ -67,3 +67,36 @@ pub use serde_json;
 /// The Kubernetes types of the typed view (`Request::typed_pod`).
 #[cfg(feature = "typed")]
 pub use k8s_openapi;
+
+/// Declares the reads of a policy that judges the debug containers a
+/// request adds (`egate_abi::reads`): the request's small members, the
+/// pod's name, namespace, labels and annotations, its ephemeral containers,
+/// pod-level securityContext and volumes, and the names of the ephemeral
+/// containers it had before. The host then hands the module only those
+/// (about a twentieth of a `kubectl debug` request), instead of the whole
+/// pod and the pod before. A policy that reads more declares its own list
+/// with [`declare_reads!`].
+#[macro_export]
+macro_rules! declare_debug_container_reads {
+    () => {
+        $crate::declare_reads!(
+            "uid",
+            "kind",
+            "resource",
+            "subResource",
+            "operation",
+            "namespace",
+            "name",
+            "userInfo",
+            "dryRun",
+            "object.metadata.name",
+            "object.metadata.namespace",
+            "object.metadata.labels",
+            "object.metadata.annotations",
+            "object.spec.ephemeralContainers",
+            "object.spec.securityContext",
+            "object.spec.volumes",
+            "oldObject.spec.ephemeralContainers[*].name",
+        );
+    };
+}

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use egate_abi::inputs::Input;
 
 use super::Policy;
-use crate::inputs::{Inputs, request_with};
+use crate::inputs::{Inputs, cut, request_with};
 use crate::review::RequestFacts;
 use crate::sandbox::GuestError;
+use egate_json::Selection;
 
 /// The validating built-ins of the bundled library that judge a request,
 /// run in one instance of the library, which parses the request once.
@@ -37,9 +38,19 @@ impl<'p> Batch<'p> {
         let mut declared: Vec<Input> = members.iter().flat_map(|p| p.inputs.iter().copied()).collect();
         declared.sort();
         declared.dedup();
+        // The batch reads what its members read, or all of it when one of
+        // them declares nothing.
+        let reads = members.iter().try_fold(Selection::default(), |mut union, p| {
+            union.merge(p.reads.as_deref()?);
+            Some(union)
+        });
+        let request: std::borrow::Cow<str> = match reads {
+            Some(reads) if !inputs.whole_requests => cut(request, &reads).into(),
+            _ => request.into(),
+        };
         let request = match declared.is_empty() {
-            true => std::borrow::Cow::Borrowed(request),
-            false => request_with(request, &declared, inputs, facts).ok()?.into(),
+            true => request,
+            false => request_with(&request, &declared, inputs, facts).ok()?.into(),
         };
         let request = request.as_bytes();
         let started = Instant::now();

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use egate_abi::{BundledSettings, SettingsVerdict, exports};
 
@@ -173,13 +174,17 @@ fn load_policy(
         }
         None => None,
     };
-    // A built-in in the library declares its inputs in its own module.
-    let inputs = match (&bundled_as, &module) {
-        (Some(builtin), _) => crate::inputs::declared(builtin::module(builtin).unwrap_or_default()),
-        (None, Some(module)) => Ok(module.inputs().to_vec()),
-        (None, None) => Ok(Vec::new()),
-    }
-    .map_err(|message| LoadError::Module { policy: name.clone(), path: path.to_path_buf(), message })?;
+    // A built-in in the library declares its inputs and reads in its own module.
+    let module_error = |message| LoadError::Module { policy: name.clone(), path: path.to_path_buf(), message };
+    let (inputs, reads) = match (&bundled_as, &module) {
+        (Some(builtin), _) => {
+            let alone = builtin::module(builtin).unwrap_or_default();
+            let inputs = crate::inputs::declared(alone).map_err(module_error)?;
+            (inputs, crate::inputs::declared_reads(alone).map_err(module_error)?.map(Arc::new))
+        }
+        (None, Some(module)) => (module.inputs().to_vec(), module.reads().cloned()),
+        (None, None) => (Vec::new(), None),
+    };
     let spec = manifest.spec;
     let background = spec.runs_in_background();
     let settings = match &bundled_as {
@@ -232,6 +237,7 @@ fn load_policy(
         params: params_value(&spec.settings),
         background,
         inputs,
+        reads,
     })
 }
 

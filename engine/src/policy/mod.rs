@@ -8,13 +8,16 @@ mod load;
 mod review;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use egate_json::Selection;
 
 use egate_abi::inputs::Input;
 
 use crate::cel::{Bindings, CelExpression, CelRequest, Reads};
 use crate::decision::{FailureCause, PolicyResult, Verdict, read_decision};
-use crate::inputs::{Inputs, request_with};
+use crate::inputs::{Inputs, cut, request_with};
 use crate::manifest::{FailurePolicy, ViolationAction};
 use crate::matching::Matcher;
 use crate::review::RequestFacts;
@@ -44,6 +47,8 @@ pub struct Policy {
     background: bool,
     /// The inputs its module declares it reads: its request carries them.
     inputs: Vec<Input>,
+    /// What its module declares it reads of the request; `None`: all of it.
+    reads: Option<Arc<Selection>>,
 }
 
 /// A compiled `validations` entry.
@@ -147,10 +152,14 @@ impl Policy {
         facts: &RequestFacts,
         inputs: &Inputs,
     ) -> Result<std::borrow::Cow<'r, str>, FailureCause> {
+        let request: std::borrow::Cow<str> = match &self.reads {
+            Some(reads) if !inputs.whole_requests => cut(request, reads).into(),
+            _ => request.into(),
+        };
         if self.inputs.is_empty() {
-            return Ok(request.into());
+            return Ok(request);
         }
-        request_with(request, &self.inputs, inputs, facts).map(Into::into)
+        request_with(&request, &self.inputs, inputs, facts).map(Into::into)
     }
 
     /// The inputs its module declares it reads.

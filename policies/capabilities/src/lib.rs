@@ -89,6 +89,7 @@ pub fn evaluate(request: &Request, settings: &CapabilitySettings) -> Result<Deci
 }
 
 egate_guest::policy!(evaluate);
+egate_guest::declare_debug_container_reads!();
 
 #[cfg(test)]
 mod tests {

@@ -151,6 +151,7 @@ fn escalation_is_forced(own: Option<&SecurityContextView>) -> bool {
 }
 
 egate_guest::policy!(evaluate);
+egate_guest::declare_debug_container_reads!();
 
 #[cfg(test)]
 mod tests {

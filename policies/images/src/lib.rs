@@ -81,6 +81,7 @@ fn judge_image(container: &str, image: &ImageRef, settings: &ImageSettings) -> V
 }
 
 egate_guest::policy!(evaluate);
+egate_guest::declare_debug_container_reads!();
 
 #[cfg(test)]
 mod tests {

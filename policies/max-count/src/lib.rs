@@ -63,6 +63,7 @@ pub fn evaluate(request: &Request, settings: &MaxCountSettings) -> Result<Decisi
 }
 
 egate_guest::policy!(evaluate);
+egate_guest::declare_debug_container_reads!();
 
 #[cfg(test)]
 mod tests {

@@ -93,6 +93,7 @@ pub fn evaluate(request: &Request, settings: &NamespaceSettings) -> Result<Decis
 }
 
 egate_guest::policy!(evaluate);
+egate_guest::declare_debug_container_reads!();
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,7 @@ pub fn evaluate(request: &Request, _settings: &NoSettings) -> Result<Decision, E
 }
 
 egate_guest::policy!(evaluate);
+egate_guest::declare_debug_container_reads!();
 
 #[cfg(test)]
 mod tests {

@@ -95,6 +95,7 @@ pub fn evaluate(request: &Request, settings: &TargetSettings) -> Result<Decision
 }
 
 egate_guest::policy!(evaluate);
+egate_guest::declare_debug_container_reads!();
 
 #[cfg(test)]
 mod tests {

@@ -112,6 +112,7 @@ pub fn evaluate(request: &Request, settings: &VolumeMountSettings) -> Result<Dec
 }
 
 egate_guest::policy!(evaluate);
+egate_guest::declare_debug_container_reads!();
 
 #[cfg(test)]
 mod tests {
