@@ -64,6 +64,11 @@ impl Fetcher {
         Ok(Self { registry, required: required.map(Verification::read).transpose()? })
     }
 
+    /// The registry client.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Pulls the module and checks it against every verification it must pass.
     pub fn fetch_module(&self, reference: &str, pin: Option<&str>, verification: Option<&Path>) -> Result<Pulled, OciError> {
         let module = ModuleRef::parse(reference)?;

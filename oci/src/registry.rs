@@ -124,7 +124,13 @@ impl Registry {
                             cause: format!("cannot start the client: {e}"),
                         }
                     })?;
-                    runtime.block_on(work(&client, &auth)).map_err(|e| self.explain(module, operation, e))
+                    // Asks /v2/ what auth it wants (none, basic, or a bearer
+                    // token from its realm) and keeps it for the requests.
+                    let work = async {
+                        client.auth(&module.reference, &auth, operation).await?;
+                        work(&client, &auth).await
+                    };
+                    runtime.block_on(work).map_err(|e| self.explain(module, operation, e))
                 })
                 .join()
                 .expect("the registry client does not panic")
@@ -226,7 +232,6 @@ impl Registry {
         self.run(
             module,
             async |client, auth| {
-                client.auth(reference, auth, RegistryOperation::Push).await?;
                 client.push_blob(reference, wasm.to_vec(), &manifest.layers[0].digest).await?;
                 client.push_blob(reference, config.clone(), &manifest.config.digest).await?;
                 let content_type = OCI_IMAGE_MEDIA_TYPE.parse().expect("a media type is a header value");
@@ -310,8 +315,13 @@ impl Registry {
                         | OciErrorCode::NameUnknown
                         | OciErrorCode::BlobUnknown
                         | OciErrorCode::NotFound),
-                    ) => OciError::NotFound { registry, reference, code: format!("{code:?}") },
-                    code => OciError::Http { registry, reference, status: format!("{code:?}"), message },
+                    ) => OciError::NotFound { registry, reference, code: error_code(code) },
+                    code => OciError::Http {
+                        registry,
+                        reference,
+                        status: code.map(|c| error_code(c)).unwrap_or_else(|| "an error".into()),
+                        message,
+                    },
                 }
             }
             OciDistributionError::ImageManifestNotFoundError(_) => {
@@ -331,6 +341,11 @@ impl Registry {
             other => OciError::Http { registry, reference, status: "an error".into(), message: other.to_string() },
         }
     }
+}
+
+/// The registry's error code as the distribution spec writes it (`MANIFEST_UNKNOWN`).
+fn error_code(code: &OciErrorCode) -> String {
+    serde_json::to_value(code).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| format!("{code:?}"))
 }
 
 fn is_not_found(error: &OciDistributionError) -> bool {
