@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+#[path = "support/child.rs"]
+mod child;
+use child::die_with_the_test;
+
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
@@ -81,21 +85,6 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// The child gets SIGKILL when the test's thread ends, however it ends.
-fn die_with_the_test(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
     }
 }
 
@@ -330,6 +319,12 @@ fn run_cosign(cosign: &Path, dir: &Path, args: &[&str]) -> Output {
         .expect("cosign runs")
 }
 
+/// `cosign sign --key KEY`, offline, of `REGISTRY/REPO@DIGEST`.
+fn cosign_sign(cosign: &Path, dir: &Path, key: &str, at: &str) {
+    let args = ["sign", "--key", key, "--tlog-upload=false", "--yes", "--allow-http-registry", at];
+    succeeded(&run_cosign(cosign, dir, &args), &format!("cosign sign --key {key}"));
+}
+
 #[test]
 fn signed_modules_load_and_unsigned_or_wrongly_signed_ones_are_refused() {
     let scene = Scene::new();
@@ -349,12 +344,7 @@ fn signed_modules_load_and_unsigned_or_wrongly_signed_ones_are_refused() {
     let signed_tag = registry.oci("policies/privileged:signed");
     let signed = scene.push(&module(), &signed_tag, &[]);
     let signed_at = format!("127.0.0.1:{}/policies/privileged@{signed}", registry.port);
-    let out = run_cosign(
-        &cosign,
-        dir,
-        &["sign", "--key", "team.key", "--tlog-upload=false", "--yes", "--allow-http-registry", &signed_at],
-    );
-    succeeded(&out, "cosign sign");
+    cosign_sign(&cosign, dir, "team.key", &signed_at);
     let verify = ["--insecure-ignore-tlog=true", "--allow-http-registry", &signed_at];
     succeeded(&run_cosign(&cosign, dir, &[&["verify", "--key", "team.pub"], &verify[..]].concat()), "cosign verify");
 
@@ -363,12 +353,7 @@ fn signed_modules_load_and_unsigned_or_wrongly_signed_ones_are_refused() {
     let stranger_tag = registry.oci("policies/privileged:stranger");
     let by_stranger = scene.push(&module(), &stranger_tag, &["--policy-name", "stranger"]);
     let stranger_at = format!("127.0.0.1:{}/policies/privileged@{by_stranger}", registry.port);
-    let out = run_cosign(
-        &cosign,
-        dir,
-        &["sign", "--key", "stranger.key", "--tlog-upload=false", "--yes", "--allow-http-registry", &stranger_at],
-    );
-    succeeded(&out, "cosign sign with the stranger's key");
+    cosign_sign(&cosign, dir, "stranger.key", &stranger_at);
 
     let verified = "  moduleVerification: verify.yaml\n";
     assert_denied_by_the_module(&scene.eval(&scene.manifest("signed.yaml", &signed_tag, verified), &[]));
@@ -391,7 +376,9 @@ fn signed_modules_load_and_unsigned_or_wrongly_signed_ones_are_refused() {
 
     // A verified module loads again offline: its signature is kept with it.
     registry.stop();
-    assert_denied_by_the_module(&scene.eval(&scene.manifest("again.yaml", &signed_tag, &format!("{verified}  moduleDigest: {signed}\n")), &[]));
+    assert_denied_by_the_module(
+        &scene.eval(&scene.manifest("again.yaml", &signed_tag, &format!("{verified}  moduleDigest: {signed}\n")), &[]),
+    );
 }
 
 fn egate_digest(bytes: &[u8]) -> String {

@@ -47,7 +47,10 @@ impl Credentials {
     pub fn read(path: Option<&Path>) -> Result<Self, OciError> {
         let explicit = path.is_some();
         let Some(path) = path.map(Path::to_path_buf).or_else(Self::default_path) else {
-            return Ok(Self { source: "no docker config.json (set DOCKER_CONFIG or --registry-config)".into(), ..Self::default() });
+            return Ok(Self {
+                source: "no docker config.json (set DOCKER_CONFIG or --registry-config)".into(),
+                ..Self::default()
+            });
         };
         let source = path.display().to_string();
         let text = match std::fs::read_to_string(&path) {
@@ -63,15 +66,12 @@ impl Credentials {
         let mut entries = Vec::new();
         for (host, entry) in config.auths {
             let (user, password) = match (entry.auth, entry.username, entry.password) {
-                (Some(auth), _, _) => {
-                    let decoded = base64::engine::general_purpose::STANDARD
-                        .decode(auth.trim())
-                        .ok()
-                        .and_then(|bytes| String::from_utf8(bytes).ok())
-                        .and_then(|pair| pair.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
-                        .ok_or_else(|| file_error(format!("auths.{host:?}.auth is not base64 of user:password")))?;
-                    decoded
-                }
+                (Some(auth), _, _) => base64::engine::general_purpose::STANDARD
+                    .decode(auth.trim())
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .and_then(|pair| pair.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
+                    .ok_or_else(|| file_error(format!("auths.{host:?}.auth is not base64 of user:password")))?,
                 (None, Some(user), Some(password)) => (user, password),
                 _ => continue, // identity tokens and helpers: not read (docs/security.md)
             };
@@ -104,9 +104,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
-        std::fs::write(&path, format!(r#"{{"auths": {{"https://127.0.0.1:5000/v2/": {{"auth": "{auth}"}}}}}}"#)).unwrap();
+        std::fs::write(&path, format!(r#"{{"auths": {{"https://127.0.0.1:5000/v2/": {{"auth": "{auth}"}}}}}}"#))
+            .unwrap();
         let credentials = Credentials::read(Some(&path)).unwrap();
-        assert!(matches!(credentials.for_registry("127.0.0.1:5000"), RegistryAuth::Basic(u, p) if u == "alice" && p == "s3cret"));
+        assert!(
+            matches!(credentials.for_registry("127.0.0.1:5000"), RegistryAuth::Basic(u, p) if u == "alice" && p == "s3cret")
+        );
         assert!(matches!(credentials.for_registry("other:5000"), RegistryAuth::Anonymous));
         assert!(Credentials::read(Some(&dir.path().join("absent.json"))).is_err(), "a named file must exist");
     }

@@ -70,7 +70,12 @@ impl Fetcher {
     }
 
     /// Pulls the module and checks it against every verification it must pass.
-    pub fn fetch_module(&self, reference: &str, pin: Option<&str>, verification: Option<&Path>) -> Result<Pulled, OciError> {
+    pub fn fetch_module(
+        &self,
+        reference: &str,
+        pin: Option<&str>,
+        verification: Option<&Path>,
+    ) -> Result<Pulled, OciError> {
         let module = ModuleRef::parse(reference)?;
         let pulled = self.registry.pull(&module, pin)?;
         let own = verification.map(Verification::read).transpose()?;
@@ -85,10 +90,10 @@ impl Fetcher {
     /// else with those the registry has now.
     pub fn verify(&self, module: &ModuleRef, digest: &str, verification: &Verification) -> Result<String, OciError> {
         let store = self.registry.store();
-        if let Some(kept) = store.and_then(|s| s.signatures(digest)) {
-            if let Ok(key) = verification.verify(digest, &kept) {
-                return Ok(key.to_string());
-            }
+        if let Some(kept) = store.and_then(|s| s.signatures(digest))
+            && let Ok(key) = verification.verify(digest, &kept)
+        {
+            return Ok(key.to_string());
         }
         let signatures = self.registry.signatures(module, digest)?;
         match verification.verify(digest, &signatures) {

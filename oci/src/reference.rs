@@ -26,7 +26,8 @@ impl ModuleRef {
         // costs tens of milliseconds to build, more than loading a cached
         // module.
         let error = |reason: &str| OciError::Reference { reference: text.to_string(), reason: reason.to_string() };
-        let rest = text.strip_prefix(egate_engine::oci::SCHEME).ok_or_else(|| error("it does not start with oci://"))?;
+        let rest =
+            text.strip_prefix(egate_engine::oci::SCHEME).ok_or_else(|| error("it does not start with oci://"))?;
         let (registry, path) = rest.split_once('/').ok_or_else(|| error("it names no repository"))?;
         let host_chars = |c: char| c.is_ascii_alphanumeric() || ".-:[]".contains(c);
         if registry.is_empty()
@@ -53,12 +54,15 @@ impl ModuleRef {
             return Err(error("its repository is not lowercase letters, digits and . _ - between slashes"));
         }
         let tag_chars = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
-        if tag.is_some_and(|t| t.is_empty() || t.len() > 128 || !t.chars().all(tag_chars) || t.starts_with(['.', '-'])) {
+        if tag.is_some_and(|t| t.is_empty() || t.len() > 128 || !t.chars().all(tag_chars) || t.starts_with(['.', '-']))
+        {
             return Err(error("its tag is not up to 128 letters, digits and . _ -"));
         }
         let (registry, repository) = (registry.to_string(), repository.to_string());
         let reference = match (tag, digest) {
-            (Some(tag), Some(digest)) => Reference::with_tag_and_digest(registry, repository, tag.into(), digest.into()),
+            (Some(tag), Some(digest)) => {
+                Reference::with_tag_and_digest(registry, repository, tag.into(), digest.into())
+            }
             (Some(tag), None) => Reference::with_tag(registry, repository, tag.into()),
             (None, Some(digest)) => Reference::with_digest(registry, repository, digest.into()),
             (None, None) => return Err(error("it names neither a tag nor a digest")),
@@ -89,9 +93,9 @@ impl ModuleRef {
 
 /// Whether `digest` is `sha256:` and 64 lowercase hex digits.
 pub fn is_sha256(digest: &str) -> bool {
-    digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-    })
+    digest
+        .strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
 }
 
 #[cfg(test)]
@@ -104,7 +108,14 @@ mod tests {
         let r = ModuleRef::parse(&format!("oci://registry.example/team/p@{digest}")).unwrap();
         assert_eq!(r.reference.digest(), Some(digest.as_str()));
         assert_eq!(r.reference.repository(), "team/p");
-        for bad in ["oci://team/p:v1", "oci://registry.example/p", "registry.example/p:v1", "oci://localhost:5000/p@sha256:12", "oci://r.example/Upper:v1", "oci://r.example/p:"] {
+        for bad in [
+            "oci://team/p:v1",
+            "oci://registry.example/p",
+            "registry.example/p:v1",
+            "oci://localhost:5000/p@sha256:12",
+            "oci://r.example/Upper:v1",
+            "oci://r.example/p:",
+        ] {
             assert!(ModuleRef::parse(bad).is_err(), "{bad}");
         }
     }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::{OciDescriptor, OciImageManifest, OCI_IMAGE_MEDIA_TYPE, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
+use oci_client::manifest::{
+    OCI_IMAGE_MEDIA_TYPE, OciDescriptor, OciImageManifest, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE,
+};
 use oci_client::{Client, RegistryOperation};
 
 use crate::auth::Credentials;
@@ -76,7 +78,10 @@ impl Registry {
                         encoding: oci_client::client::CertificateEncoding::Pem,
                         data,
                     })
-                    .map_err(|e| OciError::File { path: path.clone(), message: format!("cannot read the CA certificate: {e}") })
+                    .map_err(|e| OciError::File {
+                        path: path.clone(),
+                        message: format!("cannot read the CA certificate: {e}"),
+                    })
             })
             .collect::<Result<_, _>>()?;
         let store = options.cache_dir.clone().or_else(Store::default_dir).map(Store::new);
@@ -90,7 +95,10 @@ impl Registry {
 
     fn plain_http(&self, registry: &str) -> bool {
         let host = registry.rsplit_once(':').map_or(registry, |(host, _)| host);
-        host == "localhost" || host == "127.0.0.1" || host == "[::1]" || self.options.insecure.iter().any(|r| r == registry)
+        host == "localhost"
+            || host == "127.0.0.1"
+            || host == "[::1]"
+            || self.options.insecure.iter().any(|r| r == registry)
     }
 
     fn client(&self, registry: &str) -> Client {
@@ -143,7 +151,11 @@ impl Registry {
             return Ok(digest.to_string());
         }
         let reference = &module.reference;
-        self.run(module, async |client, auth| client.fetch_manifest_digest(reference, auth).await, RegistryOperation::Pull)
+        self.run(
+            module,
+            async |client, auth| client.fetch_manifest_digest(reference, auth).await,
+            RegistryOperation::Pull,
+        )
     }
 
     /// The module a reference names. `pin` is a digest the caller expects:
@@ -165,7 +177,13 @@ impl Registry {
             Err(error) => return Err(error),
         };
         if let Some((manifest, wasm)) = self.cached(&digest) {
-            return Ok(Pulled { wasm, digest, annotations: manifest.annotations.unwrap_or_default(), cached: true, offline });
+            return Ok(Pulled {
+                wasm,
+                digest,
+                annotations: manifest.annotations.unwrap_or_default(),
+                cached: true,
+                offline,
+            });
         }
         let at = module.at(&digest);
         let (raw, _) = self.run(
@@ -210,7 +228,12 @@ impl Registry {
     /// one layer [`WASM_LAYER_MEDIA_TYPE`]) with `annotations` on its
     /// manifest; returns the manifest digest. The same module and
     /// annotations always make the same digest.
-    pub fn push(&self, module: &ModuleRef, wasm: &[u8], annotations: BTreeMap<String, String>) -> Result<String, OciError> {
+    pub fn push(
+        &self,
+        module: &ModuleRef,
+        wasm: &[u8],
+        annotations: BTreeMap<String, String>,
+    ) -> Result<String, OciError> {
         let config = br#"{"architecture":"wasm","os":"wasip1"}"#.to_vec();
         let descriptor = |media_type: &str, bytes: &[u8]| OciDescriptor {
             media_type: media_type.into(),
@@ -231,7 +254,7 @@ impl Registry {
         let reference = &module.reference;
         self.run(
             module,
-            async |client, auth| {
+            async |client, _| {
                 client.push_blob(reference, wasm.to_vec(), &manifest.layers[0].digest).await?;
                 client.push_blob(reference, config.clone(), &manifest.config.digest).await?;
                 let content_type = OCI_IMAGE_MEDIA_TYPE.parse().expect("a media type is a header value");
@@ -303,7 +326,9 @@ impl Registry {
                 cause: error_chain(&e),
             },
             OciDistributionError::UnauthorizedError { .. } => unauthorized("HTTP 401 Unauthorized".into()),
-            OciDistributionError::AuthenticationFailure(answer) => unauthorized(format!("the token server said {answer:?}")),
+            OciDistributionError::AuthenticationFailure(answer) => {
+                unauthorized(format!("the token server said {answer:?}"))
+            }
             OciDistributionError::RegistryError { envelope, .. } => {
                 let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
                 let message = envelope.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
@@ -335,9 +360,10 @@ impl Registry {
             OciDistributionError::ServerError { code, message, .. } => {
                 OciError::Http { registry, reference, status: format!("HTTP {code}"), message }
             }
-            OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError { expected, actual }) => {
-                OciError::Corrupt { registry, reference, what: "a blob", expected, actual }
-            }
+            OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError {
+                expected,
+                actual,
+            }) => OciError::Corrupt { registry, reference, what: "a blob", expected, actual },
             other => OciError::Http { registry, reference, status: "an error".into(), message: other.to_string() },
         }
     }
@@ -382,7 +408,11 @@ fn parse_manifest(module: &ModuleRef, digest: &str, raw: &[u8]) -> Result<OciIma
     })
 }
 
-fn wasm_layer<'m>(module: &ModuleRef, digest: &str, manifest: &'m OciImageManifest) -> Result<&'m OciDescriptor, OciError> {
+fn wasm_layer<'m>(
+    module: &ModuleRef,
+    digest: &str,
+    manifest: &'m OciImageManifest,
+) -> Result<&'m OciDescriptor, OciError> {
     let mut layers = manifest.layers.iter().filter(|l| l.media_type == WASM_LAYER_MEDIA_TYPE);
     match (layers.next(), layers.next()) {
         (Some(layer), None) => Ok(layer),

@@ -81,7 +81,8 @@ impl Verification {
     /// Reads a verification file and its keys.
     pub fn read(file: &Path) -> Result<Self, OciError> {
         let error = |message: String| OciError::File { path: file.to_path_buf(), message };
-        let text = std::fs::read_to_string(file).map_err(|e| error(format!("cannot read the verification file: {e}")))?;
+        let text =
+            std::fs::read_to_string(file).map_err(|e| error(format!("cannot read the verification file: {e}")))?;
         let parsed: VerificationFile = serde_saphyr::from_str(&text).map_err(|e| {
             error(format!("not a verification file ({e}): write apiVersion: egate.dev/v1, kind: ModuleVerification, keys: [{{name, path}}]"))
         })?;
@@ -95,8 +96,9 @@ impl Verification {
         let mut keys = Vec::new();
         for entry in parsed.keys {
             let pem = match (&entry.path, entry.public_key) {
-                (Some(path), None) => std::fs::read_to_string(dir.join(path))
-                    .map_err(|e| error(format!("key {:?}: cannot read {}: {e}", entry.name, dir.join(path).display())))?,
+                (Some(path), None) => std::fs::read_to_string(dir.join(path)).map_err(|e| {
+                    error(format!("key {:?}: cannot read {}: {e}", entry.name, dir.join(path).display()))
+                })?,
                 (None, Some(pem)) => pem,
                 _ => return Err(error(format!("key {:?}: give exactly one of path and publicKey", entry.name))),
             };
@@ -128,7 +130,8 @@ impl Verification {
                 reasons.push("a signature is not base64 ECDSA".to_string());
                 continue;
             };
-            let Some((name, _)) = self.keys.iter().find(|(_, key)| key.verify(&signed.payload, &signature).is_ok()) else {
+            let Some((name, _)) = self.keys.iter().find(|(_, key)| key.verify(&signed.payload, &signature).is_ok())
+            else {
                 reasons.push("a signature verifies with none of the keys".to_string());
                 continue;
             };
@@ -165,7 +168,11 @@ mod tests {
     fn a_verification_file_needs_keys_it_can_read() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("verify.yaml");
-        std::fs::write(&file, "apiVersion: egate.dev/v1\nkind: ModuleVerification\nkeys: [{name: team, path: absent.pub}]\n").unwrap();
+        std::fs::write(
+            &file,
+            "apiVersion: egate.dev/v1\nkind: ModuleVerification\nkeys: [{name: team, path: absent.pub}]\n",
+        )
+        .unwrap();
         let err = Verification::read(&file).unwrap_err().to_string();
         assert!(err.contains("key \"team\": cannot read"), "{err}");
         std::fs::write(dir.path().join("absent.pub"), "not a key").unwrap();

@@ -59,7 +59,8 @@ impl Store {
         let trusted = [Some(self.dir.as_path()), path.parent(), Some(path.as_path())]
             .into_iter()
             .all(|p| p.is_some_and(owned_by_us_alone));
-        let kept: Vec<(String, String)> = serde_json::from_slice(&std::fs::read(trusted.then_some(&path)?).ok()?).ok()?;
+        let kept: Vec<(String, String)> =
+            serde_json::from_slice(&std::fs::read(trusted.then_some(&path)?).ok()?).ok()?;
         let base64 = base64::engine::general_purpose::STANDARD;
         kept.into_iter()
             .map(|(payload, signature)| Some(SignedPayload { payload: base64.decode(payload).ok()?, signature }))
@@ -80,9 +81,8 @@ impl Store {
     }
 
     fn read(&self, path: &Path, digest: &str) -> Option<Vec<u8>> {
-        let trusted = [Some(self.dir.as_path()), path.parent(), Some(path)]
-            .into_iter()
-            .all(|p| p.is_some_and(owned_by_us_alone));
+        let trusted =
+            [Some(self.dir.as_path()), path.parent(), Some(path)].into_iter().all(|p| p.is_some_and(owned_by_us_alone));
         if !trusted {
             return None;
         }

@@ -14,8 +14,8 @@ use crate::builtin;
 use crate::cel::{CelExpression, Reads, params_value};
 use crate::error::LoadError;
 use crate::manifest::{Manifest, ModuleSource, Validation, parse_manifests};
-use crate::oci::FetchRequest;
 use crate::matching::Matcher;
+use crate::oci::FetchRequest;
 use crate::sandbox::{GuestModule, Sandbox};
 
 impl PolicySet {
