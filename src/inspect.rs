@@ -20,9 +20,10 @@ use wasmparser::{CompositeInnerType, Encoding, ExternalKind, FuncType, Parser, P
 /// Arguments of `egate inspect`.
 #[derive(Args)]
 pub struct InspectArgs {
-    /// The module to inspect: a .wasm file, or `builtin:NAME` for the
+    /// The module to inspect: a .wasm file, `builtin:NAME` for the
     /// module that runs for that built-in (the built-in library, when this
-    /// egate has it): the digest `spec.moduleDigest` pins.
+    /// egate has it), or oci://REGISTRY/REPO:TAG|@sha256:HEX for one in a
+    /// registry (then its manifest digest is what `spec.moduleDigest` pins).
     module: String,
     /// `text` for people, `json` for scripts.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
@@ -86,16 +87,41 @@ pub struct Import {
 /// Runs `egate inspect`: exit 0 for a module egate would load, 1 for a
 /// wasm module it would refuse (the problems say why), 2 when the file
 /// cannot be read or is not wasm.
-pub fn run(args: &InspectArgs) -> Result<ExitCode> {
-    let bytes = read_module(&args.module)?;
+pub fn run(args: &InspectArgs, registry: &crate::oci_cmd::RegistryArgs) -> Result<ExitCode> {
+    let (bytes, oci) = match args.module.starts_with(egate_engine::oci::SCHEME) {
+        true => {
+            let pulled = crate::oci_cmd::fetch(registry, &args.module, None)?;
+            (Cow::Owned(pulled.wasm), Some((pulled.digest, pulled.annotations)))
+        }
+        false => (read_module(&args.module)?, None),
+    };
     let inspection = inspect(&bytes).with_context(|| format!("module {}", args.module))?;
     match args.output {
         Output::Json => {
             let mut value = serde_json::to_value(&inspection)?;
             value["path"] = args.module.clone().into();
+            if let Some((digest, annotations)) = &oci {
+                value["digest"] = digest.clone().into();
+                value["annotations"] = serde_json::to_value(annotations)?;
+            }
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
-        Output::Text => print!("{}", describe(&args.module, &inspection)),
+        Output::Text => {
+            let text = describe(&args.module, &inspection);
+            match &oci {
+                // The digest a pin names, right under the module line.
+                Some((digest, annotations)) => {
+                    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+                    println!("{first}");
+                    println!("digest  {digest} (the OCI manifest: what spec.moduleDigest pins)");
+                    for (key, value) in annotations {
+                        println!("        {key}={value}");
+                    }
+                    print!("{rest}");
+                }
+                None => print!("{text}"),
+            }
+        }
     }
     Ok(if inspection.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

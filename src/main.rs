@@ -10,6 +10,7 @@ mod eval;
 mod grant_cmd;
 mod inspect;
 mod new;
+mod oci_cmd;
 mod output;
 mod scaffold;
 mod scan_cmd;
@@ -26,6 +27,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "egate", version, about, propagate_version = true)]
 struct Cli {
+    #[command(flatten)]
+    registry: oci_cmd::RegistryArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,8 +47,12 @@ enum Command {
     Build(build_cmd::BuildArgs),
     /// Generate inputs for tests: `scaffold request` prints what kubectl debug sends.
     Scaffold(scaffold::ScaffoldArgs),
-    /// Show a module's ABI version, exports, imports, size and sha256.
+    /// Show a module's ABI version, exports, imports, size and sha256 (and an oci:// module's digest).
     Inspect(inspect::InspectArgs),
+    /// Publish a .wasm module to an OCI registry: egate push MODULE.wasm oci://REGISTRY/REPO:TAG; prints its digest.
+    Push(oci_cmd::PushArgs),
+    /// Fetch a module from an OCI registry into a file; prints its digest.
+    Pull(oci_cmd::PullArgs),
     /// Run the admission webhook: AdmissionReview over TLS on /validate and /mutate.
     Serve(serve::ServeArgs),
     /// Judge existing pods with the background policies; print findings or PolicyReports.
@@ -71,6 +78,7 @@ fn main() -> ExitCode {
     // Usage lines and errors say `kubectl egate ...` when run as the plugin.
     let mut command = Cli::command().bin_name(program).display_name(program);
     let cli = Cli::from_arg_matches(&command.get_matches_mut()).unwrap_or_else(|e| e.format(&mut command).exit());
+    oci_cmd::install(&cli.registry);
     let outcome = match cli.command {
         Command::Eval(args) => eval::run(&args),
         Command::Bench(args) => bench::run(&args),
@@ -78,7 +86,9 @@ fn main() -> ExitCode {
         Command::New(args) => new::run(&args),
         Command::Build(args) => build_cmd::run(&args),
         Command::Scaffold(args) => scaffold::run(&args),
-        Command::Inspect(args) => inspect::run(&args),
+        Command::Inspect(args) => inspect::run(&args, &cli.registry),
+        Command::Push(args) => oci_cmd::push(&args, &cli.registry),
+        Command::Pull(args) => oci_cmd::pull(&args, &cli.registry),
         Command::Serve(args) => serve::run(&args),
         Command::Scan(args) => scan_cmd::run(&args),
         Command::WhoCanDebug(args) => who_can_debug::run(&args),

@@ -99,8 +99,9 @@ impl ModuleCache {
     }
 }
 
-/// Whether `path` belongs to this process's user and only it may write it.
-fn owned_by_us_alone(path: &Path) -> bool {
+/// Whether `path` belongs to this process's user and only it may write it:
+/// the rule for trusting what a cache directory holds.
+pub fn owned_by_us_alone(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let (Ok(ours), Ok(meta)) = (std::fs::metadata("/proc/self"), std::fs::symlink_metadata(path)) else {
         return false;

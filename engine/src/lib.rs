@@ -67,6 +67,7 @@ pub mod grants;
 pub mod inputs;
 pub mod manifest;
 pub mod matching;
+pub mod oci;
 mod policy;
 pub mod review;
 mod sandbox;
@@ -75,7 +76,7 @@ mod schema;
 mod wasi;
 pub mod yaml;
 
-pub use cache::{ModuleCache, hex};
+pub use cache::{ModuleCache, hex, owned_by_us_alone};
 pub use decision::{FailureCause, PolicyResult, Verdict};
 pub use error::{LoadError, ReviewError};
 pub use inputs::Inputs;

@@ -10,7 +10,7 @@
 //!   timeoutMs: 100
 //!   match: {resources: [pods/ephemeralcontainers], operations: [UPDATE], namespaces: ["*"]}
 //!   exclude: {namespaces: [kube-system]}
-//!   module: builtin:privileged  # or a .wasm path relative to this file
+//!   module: builtin:privileged  # or a .wasm path relative to this file, or oci://REGISTRY/REPO:TAG
 //!   settings: {}
 //! ```
 //!
@@ -85,8 +85,9 @@ pub struct Spec {
     /// Requests the policy skips even when they match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude: Option<ResourceFilter>,
-    /// `builtin:NAME` or a path to a `.wasm`, relative to the manifest.
-    /// Optional when `validations` say everything.
+    /// `builtin:NAME`, a path to a `.wasm` relative to the manifest, or
+    /// `oci://REGISTRY/REPO:TAG` (or `@sha256:HEX`), a module in an OCI
+    /// registry. Optional when `validations` say everything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
     /// CEL conditions that must all be true for the policy to judge a request.
@@ -96,8 +97,15 @@ pub struct Spec {
     #[serde(default)]
     pub validations: Vec<Validation>,
     /// `sha256:HEX` the module must have; loading fails on a mismatch.
+    /// For an `oci://` module it is the digest of its OCI manifest (what
+    /// `egate push` prints): it pins a tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module_digest: Option<String>,
+    /// A verification file (relative to the manifest) whose public keys
+    /// must have signed the `oci://` module with cosign; loading fails
+    /// when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_verification: Option<String>,
     /// Settings handed to the module, checked when the policy loads.
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::any_value"))]
@@ -286,6 +294,8 @@ pub enum ModuleSource {
     Builtin(String),
     /// A `.wasm` file.
     File(PathBuf),
+    /// A module in an OCI registry: the reference as written, `oci://...`.
+    Oci(String),
 }
 
 impl Manifest {
@@ -304,6 +314,7 @@ impl Manifest {
         let module = self.spec.module.as_deref()?;
         Some(match module.strip_prefix("builtin:") {
             Some(name) => ModuleSource::Builtin(name.to_string()),
+            None if module.starts_with(crate::oci::SCHEME) => ModuleSource::Oci(module.to_string()),
             None => ModuleSource::File(manifest_dir.join(module)),
         })
     }
@@ -348,6 +359,12 @@ impl Manifest {
                     "policy {name:?}: spec.module is empty: write builtin:NAME or a path to a .wasm file"
                 ));
             }
+            Some(module) if module.starts_with(crate::oci::SCHEME) && !is_oci_reference(module) => {
+                return Err(format!(
+                    "policy {name:?}: spec.module {module:?} is not an OCI reference: write \
+                     oci://REGISTRY/REPOSITORY:TAG or oci://REGISTRY/REPOSITORY@sha256:HEX"
+                ));
+            }
             None if self.spec.validations.is_empty() => {
                 return Err(format!(
                     "policy {name:?} judges nothing: give it a spec.module (builtin:NAME or a .wasm path) or spec.validations"
@@ -366,6 +383,14 @@ impl Manifest {
             if self.spec.module.is_none() {
                 return Err(format!("policy {name:?}: spec.moduleDigest pins a module, but spec.module is not set"));
             }
+        }
+        if self.spec.module_verification.is_some()
+            && !self.spec.module.as_deref().is_some_and(|m| m.starts_with(crate::oci::SCHEME))
+        {
+            return Err(format!(
+                "policy {name:?}: spec.moduleVerification checks the cosign signature of an oci:// module, \
+                 but spec.module is not one: remove it, or name the module by its oci:// reference"
+            ));
         }
         if self.spec.mutating && self.spec.module.is_none() {
             return Err(format!("policy {name:?}: spec.mutating needs a spec.module that returns patches"));
@@ -397,6 +422,18 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Whether `module` has the shape `oci://REGISTRY/REPOSITORY` followed by
+/// `:TAG` or `@sha256:HEX` (the registry and the client check the rest).
+fn is_oci_reference(module: &str) -> bool {
+    let Some((registry, rest)) = module.strip_prefix(crate::oci::SCHEME).and_then(|r| r.split_once('/')) else {
+        return false;
+    };
+    let (repository, digest) = rest.split_once('@').unwrap_or((rest, ""));
+    let tagged = repository.rsplit_once(':').is_some_and(|(repo, tag)| !repo.is_empty() && !tag.contains('/'));
+    let digested = digest.strip_prefix("sha256:").is_some_and(|hex| hex.len() == 64);
+    !registry.is_empty() && !repository.is_empty() && (tagged || digested) && (digest.is_empty() || digested)
 }
 
 /// Reads every policy of a manifest file (YAML documents separated by
@@ -487,6 +524,25 @@ spec:
                        "spec": {"match": {"resources": ["pods"]}, "module": "p.wasm"}}"#;
         let m = &parse_manifests(json).unwrap()[0];
         assert_eq!(m.module_source(Path::new("/p")), Some(ModuleSource::File("/p/p.wasm".into())));
+    }
+
+    #[test]
+    fn oci_references_are_checked_and_routed() {
+        let oci = |module: &str| PRIVILEGED.replace("builtin:privileged", module);
+        let m = &parse_manifests(&oci("oci://127.0.0.1:5000/policies/privileged:v1")).unwrap()[0];
+        assert_eq!(
+            m.module_source(Path::new("/p")),
+            Some(ModuleSource::Oci("oci://127.0.0.1:5000/policies/privileged:v1".into()))
+        );
+        let digest = format!("oci://r.example/p@sha256:{}", "a".repeat(64));
+        assert!(parse_manifests(&oci(&digest)).is_ok());
+        for bad in ["oci://r.example", "oci://r.example/p", "oci://r.example/p@sha256:abc", "oci:///p:v1"] {
+            let err = parse_manifests(&oci(bad)).unwrap_err();
+            assert!(err.message.contains("is not an OCI reference"), "{bad}: {err}");
+        }
+        let unsigned_file = PRIVILEGED.replace("spec:", "spec:\n  moduleVerification: keys.yaml");
+        let err = parse_manifests(&unsigned_file).unwrap_err();
+        assert!(err.message.contains("spec.moduleVerification checks the cosign signature"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::thread;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::child::die_with_the_test;
 use crate::cluster::{BOUND, Namespace, cluster, poll, repo};
 
 /// A running `egate serve`; stopped, and its webhook configurations
@@ -244,22 +245,6 @@ fn write_service_account_kubeconfig(dir: &Path) {
     let as_egate = kubeconfig.replace("current-context: admin", "current-context: egate");
     assert_ne!(kubeconfig, as_egate, "the control plane's kubeconfig has an egate context");
     std::fs::write(dir.join("kubeconfig"), as_egate).unwrap();
-}
-
-/// The child gets SIGKILL when the test's thread ends, however it ends, so
-/// no `egate serve` outlives its scenario.
-fn die_with_the_test(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
 }
 
 /// The built-in default set (what `egate serve` serves without --policies).

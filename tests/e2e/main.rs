@@ -18,6 +18,8 @@
 //! its own, both removed when it ends, pass or fail. No assertion is timed:
 //! what takes time is polled under a generous bound.
 
+#[path = "../support/child.rs"]
+mod child;
 mod cluster;
 mod cluster_policies;
 mod debug;

@@ -1,6 +1,7 @@
 //! Loading a policy set: manifests, their modules (built-in, in the
-//! built-in library, or from a file) with digests checked, settings checked
-//! by the module, and CEL compiled.
+//! built-in library, from a file, or from an OCI registry through the
+//! installed [`crate::oci::ModuleFetcher`]) with digests checked, settings
+//! checked by the module, and CEL compiled.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use crate::cel::{CelExpression, Reads, params_value};
 use crate::error::LoadError;
 use crate::manifest::{Manifest, ModuleSource, Validation, parse_manifests};
 use crate::matching::Matcher;
+use crate::oci::FetchRequest;
 use crate::sandbox::{GuestModule, Sandbox};
 
 impl PolicySet {
@@ -89,12 +91,16 @@ impl PolicySet {
     }
 }
 
+/// A module as the loader asks for it: its source and, for an `oci://`
+/// one, the verification file its signature is checked against.
+type ModuleKey = (ModuleSource, Option<PathBuf>);
+
 /// A set being loaded: the policies so far, and the modules compiled for
 /// them (each compiled once, whichever policies share it).
 struct Loader<'l> {
     sandbox: &'l Sandbox,
     module_files: &'l [(&'l Path, &'l [u8])],
-    modules: HashMap<ModuleSource, LoadedModule>,
+    modules: HashMap<ModuleKey, LoadedModule>,
     library: Option<LoadedModule>,
     policies: Vec<Policy>,
 }
@@ -143,21 +149,26 @@ fn load_policy(
     path: &Path,
     manifest: Manifest,
     module_files: &[(&Path, &[u8])],
-    modules: &mut HashMap<ModuleSource, LoadedModule>,
+    modules: &mut HashMap<ModuleKey, LoadedModule>,
     library: &mut Option<LoadedModule>,
 ) -> Result<Policy, LoadError> {
     let name = manifest.policy_name();
     let mut bundled_as: Option<String> = None;
-    let module = match manifest.module_source(path.parent().unwrap_or(Path::new("."))) {
+    let manifest_dir = path.parent().unwrap_or(Path::new("."));
+    let module = match manifest.module_source(manifest_dir) {
         Some(source) => {
-            let loaded = match modules.get(&source) {
+            let verification = manifest.spec.module_verification.as_ref().map(|file| manifest_dir.join(file));
+            let key = (source, verification);
+            let loaded = match modules.get(&key) {
                 Some(loaded) => loaded.clone(),
                 None => {
-                    let loaded = compile(sandbox, path, &name, &source, module_files, library)?;
-                    modules.insert(source.clone(), loaded.clone());
+                    let remote = Remote { pin: manifest.spec.module_digest.as_deref(), verification: key.1.as_deref() };
+                    let loaded = compile(sandbox, path, &name, &key.0, module_files, library, remote)?;
+                    modules.insert(key.clone(), loaded.clone());
                     loaded
                 }
             };
+            let source = key.0;
             if let Some(expected) = manifest.spec.module_digest.as_ref().filter(|pin| **pin != loaded.digest) {
                 return Err(LoadError::DigestMismatch {
                     policy: name,
@@ -272,10 +283,19 @@ struct LoadedModule {
     bundled: bool,
 }
 
+/// What the fetcher of an `oci://` module is told beside the reference.
+#[derive(Clone, Copy)]
+struct Remote<'a> {
+    pin: Option<&'a str>,
+    verification: Option<&'a Path>,
+}
+
 /// Compiles the module a source names. A built-in runs in the built-in
 /// library when egate has one ([`builtin::runs`]); the library is then
 /// compiled once per load and shared by every built-in policy, so they
 /// share one copy of their code, and its digest is what a pin checks.
+/// An `oci://` module comes from the installed fetcher, and its digest is
+/// that of its OCI manifest.
 fn compile(
     sandbox: &Sandbox,
     path: &Path,
@@ -283,8 +303,10 @@ fn compile(
     source: &ModuleSource,
     module_files: &[(&Path, &[u8])],
     library: &mut Option<LoadedModule>,
+    remote: Remote,
 ) -> Result<LoadedModule, LoadError> {
     let module_error = |message: String| LoadError::Module { policy: policy.into(), path: path.to_path_buf(), message };
+    let mut oci_digest = None;
     let (label, bytes, bundled): (String, Cow<[u8]>, bool) = match source {
         ModuleSource::Builtin(name) => match builtin::runs(name) {
             None => return Err(module_error(builtin::unknown(name))),
@@ -307,6 +329,12 @@ fn compile(
             };
             (file.display().to_string(), bytes, false)
         }
+        ModuleSource::Oci(reference) => {
+            let request = FetchRequest { reference, pin: remote.pin, verification: remote.verification };
+            let fetched = crate::oci::fetch(&request).map_err(module_error)?;
+            oci_digest = Some(fetched.digest);
+            (fetched.label, Cow::Owned(fetched.bytes), false)
+        }
     };
     let module = sandbox.load(&bytes).map_err(|error| LoadError::Abi {
         policy: policy.into(),
@@ -314,7 +342,8 @@ fn compile(
         module: label.clone(),
         error: Box::new(error),
     })?;
-    let loaded = LoadedModule { module, label, digest: digest_of(&bytes), bundled };
+    let digest = oci_digest.unwrap_or_else(|| digest_of(&bytes));
+    let loaded = LoadedModule { module, label, digest, bundled };
     if bundled {
         *library = Some(loaded.clone());
     }
