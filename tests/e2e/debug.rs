@@ -277,19 +277,13 @@ fn audit_annotations_reach_the_audit_log() {
     ns.create_pod(&distroless_pod("web"));
     let run = ns.debug("alice", "web", "dbg", &["--profile=baseline", "--target=app"]);
     assert!(run.ok, "{run:?}");
-    let log = cluster().path("EGATE_AUDIT_LOG");
-    let mut found = None;
-    poll("the audit event of the debug request", || {
-        found = audit_events(&log).into_iter().find(|event| {
-            event["stage"] == "ResponseComplete"
-                && event["objectRef"]["namespace"] == ns.name.as_str()
-                && event["objectRef"]["subresource"] == "ephemeralcontainers"
-                && event["verb"] == "patch"
-                && event["responseStatus"]["code"] == 200
-        });
-        found.is_some()
+    let event = audit_event(|event| {
+        event["stage"] == "ResponseComplete"
+            && event["objectRef"]["namespace"] == ns.name.as_str()
+            && event["objectRef"]["subresource"] == "ephemeralcontainers"
+            && event["verb"] == "patch"
+            && event["responseStatus"]["code"] == 200
     });
-    let event = found.unwrap();
     assert_eq!(event["user"]["username"], "alice");
     let annotations = event["annotations"].as_object().unwrap();
     let (key, value) = annotations
@@ -305,7 +299,18 @@ fn audit_annotations_reach_the_audit_log() {
     );
 }
 
-pub fn audit_events(log: &Path) -> Vec<Value> {
+/// The first event of the API server's audit log that `matches`, once it is written.
+pub fn audit_event(matches: impl Fn(&Value) -> bool) -> Value {
+    let log = cluster().path("EGATE_AUDIT_LOG");
+    let mut found = None;
+    poll("the audit event of the request", || {
+        found = audit_events(&log).into_iter().find(|event| matches(event));
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+fn audit_events(log: &Path) -> Vec<Value> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()

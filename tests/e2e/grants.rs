@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::{Value, json};
 
 use crate::cluster::{Namespace, Run, cluster, distroless_pod, poll, repo};
-use crate::debug::audit_events;
+use crate::debug::audit_event;
 use crate::egate::Egate;
 
 /// The CRDs, egate's RBAC for grants and the approver and viewer roles
@@ -82,19 +82,14 @@ fn stored(ns: &Namespace, name: &str) -> Value {
 /// The annotations egate's validating webhook put on the audit event of the
 /// `kubectl debug` that added `container`.
 fn audit_annotations(ns: &Namespace, container: &str) -> serde_json::Map<String, Value> {
-    let log = cluster().path("EGATE_AUDIT_LOG");
-    let mut found = None;
-    poll("the audit event of the debug request", || {
-        found = audit_events(&log).into_iter().find(|event| {
-            event["stage"] == "ResponseComplete"
-                && event["objectRef"]["namespace"] == ns.name.as_str()
-                && event["objectRef"]["subresource"] == "ephemeralcontainers"
-                && event["responseStatus"]["code"] == 200
-                && event["requestObject"].to_string().contains(&format!("\"name\":\"{container}\""))
-        });
-        found.is_some()
+    let event = audit_event(|event| {
+        event["stage"] == "ResponseComplete"
+            && event["objectRef"]["namespace"] == ns.name.as_str()
+            && event["objectRef"]["subresource"] == "ephemeralcontainers"
+            && event["responseStatus"]["code"] == 200
+            && event["requestObject"].to_string().contains(&format!("\"name\":\"{container}\""))
     });
-    found.unwrap()["annotations"].as_object().cloned().unwrap_or_default()
+    event["annotations"].as_object().cloned().unwrap_or_default()
 }
 
 fn grants_policy() -> String {
