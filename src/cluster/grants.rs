@@ -51,7 +51,7 @@ pub struct DebugGrantStatus {
     pub uses: Vec<GrantUseRecord>,
     /// How many debug containers it admitted in all.
     #[serde(default)]
-    pub use_count: u64,
+    pub use_count: i64,
 }
 
 /// How many uses a status keeps; `useCount` counts them all.

@@ -46,7 +46,7 @@ pub struct Row {
     /// The most it may ask for.
     pub profile: Profile,
     /// `status.useCount`: debug containers admitted under it.
-    pub use_count: u64,
+    pub use_count: i64,
     /// Why it was asked for.
     pub reason: String,
 }
