@@ -277,3 +277,24 @@ fn list(violations: &[checks::Violation]) -> String {
 // (`default-features = false`), whose exports would clash with these.
 #[cfg(feature = "module")]
 egate_guest::policy!(evaluate);
+// What Pod Security reads: the pod's annotations and spec, before and
+// after, and who asks where (exemptions); not managedFields, labels or
+// status, most of a stored pod's bytes.
+#[cfg(feature = "module")]
+egate_guest::declare_reads!(
+    "uid",
+    "kind",
+    "resource",
+    "subResource",
+    "operation",
+    "namespace",
+    "name",
+    "userInfo",
+    "dryRun",
+    "object.metadata.name",
+    "object.metadata.namespace",
+    "object.metadata.annotations",
+    "object.spec",
+    "oldObject.metadata.annotations",
+    "oldObject.spec",
+);
