@@ -12,6 +12,33 @@ use crate::review::RequestFacts;
 use crate::sandbox::GuestError;
 use egate_json::Selection;
 
+/// What every batch of a set reads and needs: the union over the set's
+/// batched policies, found once at load. A batch of some of them gets a
+/// little more than it reads, never less (decisions are the same: the
+/// `declared_reads` tests hold them to the whole request).
+#[derive(Default)]
+pub(super) struct BatchInputs {
+    /// The union of their reads; `None` (the whole request) when one of
+    /// them declares none.
+    reads: Option<Selection>,
+    /// The inputs any of them declares.
+    inputs: Vec<Input>,
+}
+
+impl BatchInputs {
+    pub(super) fn of(policies: &[Policy]) -> Self {
+        let batched = || policies.iter().filter(|p| p.batched);
+        let reads = batched().try_fold(Selection::default(), |mut union, p| {
+            union.merge(p.reads.as_deref()?);
+            Some(union)
+        });
+        let mut inputs: Vec<Input> = batched().flat_map(|p| p.inputs.iter().copied()).collect();
+        inputs.sort();
+        inputs.dedup();
+        Self { reads, inputs }
+    }
+}
+
 /// The validating built-ins of the bundled library that judge a request,
 /// run in one instance of the library, which parses the request once.
 /// Semantics are those of running each alone: if the batch fails in any way
@@ -27,30 +54,28 @@ pub(super) struct Batch<'p> {
 
 impl<'p> Batch<'p> {
     /// Runs the batch when at least two policies can share it. The request
-    /// carries the inputs any member declares (the others ignore them); when
-    /// they cannot be prepared, each policy runs alone and says so.
-    pub(super) fn run(policies: &[&'p Policy], request: &str, facts: &RequestFacts, inputs: &Inputs) -> Option<Self> {
+    /// is cut to `shared`'s reads and carries its inputs (what the set's
+    /// batched policies read, found at load); when the inputs cannot be
+    /// prepared, each policy runs alone and says so.
+    pub(super) fn run(
+        policies: &[&'p Policy],
+        shared: &BatchInputs,
+        request: &str,
+        facts: &RequestFacts,
+        inputs: &Inputs,
+    ) -> Option<Self> {
         let members: Vec<&'p Policy> = policies.iter().copied().filter(|p| p.batched).collect();
         let module = members.first()?.module.as_ref()?;
         if members.len() < 2 {
             return None;
         }
-        let mut declared: Vec<Input> = members.iter().flat_map(|p| p.inputs.iter().copied()).collect();
-        declared.sort();
-        declared.dedup();
-        // The batch reads what its members read, or all of it when one of
-        // them declares nothing.
-        let reads = members.iter().try_fold(Selection::default(), |mut union, p| {
-            union.merge(p.reads.as_deref()?);
-            Some(union)
-        });
-        let request: std::borrow::Cow<str> = match reads {
-            Some(reads) if !inputs.whole_requests => cut(request, &reads).into(),
+        let request: std::borrow::Cow<str> = match &shared.reads {
+            Some(reads) if !inputs.whole_requests => cut(request, reads).into(),
             _ => request.into(),
         };
-        let request = match declared.is_empty() {
+        let request = match shared.inputs.is_empty() {
             true => request,
-            false => request_with(&request, &declared, inputs, facts).ok()?.into(),
+            false => request_with(&request, &shared.inputs, inputs, facts).ok()?.into(),
         };
         let request = request.as_bytes();
         let started = Instant::now();

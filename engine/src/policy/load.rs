@@ -140,7 +140,8 @@ impl<'l> Loader<'l> {
                 cel_reads.merge(expression.reads());
             }
         }
-        PolicySet { policies, cel_reads }
+        let batch_inputs = super::batch::BatchInputs::of(&policies);
+        PolicySet { policies, cel_reads, batch_inputs }
     }
 }
 

@@ -249,6 +249,8 @@ pub struct PolicySet {
     policies: Vec<Policy>,
     /// What the CEL rules of all policies read of the objects.
     cel_reads: Reads,
+    /// What a batch of its built-ins reads and needs.
+    batch_inputs: batch::BatchInputs,
 }
 impl PolicySet {
     /// The loaded policies, mutating ones first.

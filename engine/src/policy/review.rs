@@ -118,7 +118,7 @@ impl PolicySet {
         let mut batch: Option<Batch> = None;
         for (index, policy) in judging.iter().enumerate() {
             if index == mutating {
-                batch = Batch::run(&judging[mutating..], request.json(), &review.facts, inputs);
+                batch = Batch::run(&judging[mutating..], &self.batch_inputs, request.json(), &review.facts, inputs);
             }
             let started = Instant::now();
             let decided = batch.as_ref().and_then(|b| b.output_of(&policy.name));
