@@ -15,7 +15,10 @@ use tempfile::TempDir;
 
 #[path = "support/child.rs"]
 mod child;
+#[path = "support/token_server.rs"]
+mod token_server;
 use child::die_with_the_test;
+use token_server::TokenServer;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -33,9 +36,18 @@ struct Registry {
     data: PathBuf,
 }
 
+/// How a registry protects its repositories.
+enum Protection<'a> {
+    None,
+    /// HTTP basic auth with this htpasswd file.
+    Htpasswd(&'a str),
+    /// The bearer-token flow with this token server, whose certificate is in this file.
+    Token(&'a TokenServer, &'a Path),
+}
+
 impl Registry {
     /// Starts one, or `None` (having said how to get it) without docker-registry.
-    fn start(dir: &Path, htpasswd: Option<&str>) -> Option<Self> {
+    fn start(dir: &Path, protection: Protection) -> Option<Self> {
         if Command::new("docker-registry").arg("--version").output().is_err() {
             println!("skipped: needs docker-registry (apt-get install docker-registry; .ci/run installs it)");
             return None;
@@ -49,9 +61,15 @@ impl Registry {
             .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", &data)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        match htpasswd {
-            Some(file) => command.arg(repo("tests/registry/htpasswd.yml")).env("REGISTRY_AUTH_HTPASSWD_PATH", file),
-            None => command.arg(repo("tests/registry/config.yml")),
+        match protection {
+            Protection::None => command.arg(repo("tests/registry/config.yml")),
+            Protection::Htpasswd(file) => {
+                command.arg(repo("tests/registry/htpasswd.yml")).env("REGISTRY_AUTH_HTPASSWD_PATH", file)
+            }
+            Protection::Token(server, certificate) => command
+                .arg(repo("tests/registry/token.yml"))
+                .env("REGISTRY_AUTH_TOKEN_REALM", server.realm())
+                .env("REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE", certificate),
         };
         die_with_the_test(&mut command);
         let child = command.spawn().expect("docker-registry starts");
@@ -134,6 +152,15 @@ impl Scene {
         self.path(name).to_str().unwrap().to_string()
     }
 
+    /// Writes a docker config.json at `name` with `user:password` for `registry`.
+    fn docker_config(&self, name: &str, registry: &Registry, user_password: &str) {
+        let path = self.path(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let auth = base64_of(user_password);
+        std::fs::write(path, format!(r#"{{"auths": {{"127.0.0.1:{}": {{"auth": "{auth}"}}}}}}"#, registry.port))
+            .unwrap();
+    }
+
     /// `egate eval` of the privileged debug request.
     fn eval(&self, manifest: &str, extra: &[&str]) -> Output {
         let request = repo("examples/requests/debug-privileged.json");
@@ -169,7 +196,7 @@ fn assert_denied_by_the_module(out: &Output) {
 #[test]
 fn push_pull_inspect_and_load_by_tag_and_by_digest() {
     let scene = Scene::new();
-    let Some(registry) = Registry::start(scene.dir.path(), None) else { return };
+    let Some(registry) = Registry::start(scene.dir.path(), Protection::None) else { return };
     let tag = registry.oci("policies/privileged:v1");
     let digest = scene.push(&module(), &tag, &["--source", "https://example.com/egate/policies"]);
     assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
@@ -203,7 +230,7 @@ fn push_pull_inspect_and_load_by_tag_and_by_digest() {
 #[test]
 fn a_moved_tag_is_refused_by_the_pin_with_both_digests() {
     let scene = Scene::new();
-    let Some(registry) = Registry::start(scene.dir.path(), None) else { return };
+    let Some(registry) = Registry::start(scene.dir.path(), Protection::None) else { return };
     let tag = registry.oci("policies/privileged:stable");
     let pinned = scene.push(&module(), &tag, &[]);
     let manifest = scene.manifest("p.yaml", &tag, &format!("  moduleDigest: {pinned}\n"));
@@ -221,7 +248,7 @@ fn a_moved_tag_is_refused_by_the_pin_with_both_digests() {
 #[test]
 fn a_corrupted_blob_is_refused() {
     let scene = Scene::new();
-    let Some(registry) = Registry::start(scene.dir.path(), None) else { return };
+    let Some(registry) = Registry::start(scene.dir.path(), Protection::None) else { return };
     let tag = registry.oci("policies/privileged:v1");
     scene.push(&module(), &tag, &[]);
     let layer = egate_digest(&std::fs::read(module()).unwrap());
@@ -243,7 +270,7 @@ fn a_corrupted_blob_is_refused() {
 #[test]
 fn with_the_registry_down_a_cached_digest_loads_and_an_uncached_one_fails_clearly() {
     let scene = Scene::new();
-    let Some(registry) = Registry::start(scene.dir.path(), None) else { return };
+    let Some(registry) = Registry::start(scene.dir.path(), Protection::None) else { return };
     let tag = registry.oci("policies/privileged:v1");
     let digest = scene.push(&module(), &tag, &[]);
     let other = scene.push(&module(), &registry.oci("policies/other:v1"), &["--policy-name", "other"]);
@@ -270,7 +297,9 @@ fn a_protected_registry_needs_the_credentials_of_a_docker_config() {
     let htpasswd = scene.path("htpasswd");
     let hash = bcrypt::hash("s3cret", 4).unwrap();
     std::fs::write(&htpasswd, format!("alice:{hash}\n")).unwrap();
-    let Some(registry) = Registry::start(scene.dir.path(), Some(htpasswd.to_str().unwrap())) else { return };
+    let Some(registry) = Registry::start(scene.dir.path(), Protection::Htpasswd(htpasswd.to_str().unwrap())) else {
+        return;
+    };
     let tag = registry.oci("team/privileged:v1");
 
     let out = scene.egate(&["push", module().to_str().unwrap(), &tag]);
@@ -279,19 +308,65 @@ fn a_protected_registry_needs_the_credentials_of_a_docker_config() {
     assert!(message.contains("401"), "{message}");
     assert!(message.contains("config.json"), "says where credentials go: {message}");
 
-    std::fs::create_dir(scene.path("docker")).unwrap();
-    let auth = base64_of("alice:s3cret");
-    let config = format!(r#"{{"auths": {{"127.0.0.1:{}": {{"auth": "{auth}"}}}}}}"#, registry.port);
-    std::fs::write(scene.path("docker/config.json"), config).unwrap();
+    scene.docker_config("docker/config.json", &registry, "alice:s3cret");
     let digest = scene.push(&module(), &tag, &[]);
     let out = scene.egate(&["pull", &tag, "-o", "m.wasm"]);
     assert_eq!(line_value(&succeeded(&out, "egate pull with credentials"), "digest"), Some(digest));
 
-    let wrong = format!(r#"{{"auths": {{"127.0.0.1:{}": {{"auth": "{}"}}}}}}"#, registry.port, base64_of("alice:no"));
-    std::fs::write(scene.path("wrong.json"), wrong).unwrap();
+    scene.docker_config("wrong.json", &registry, "alice:no");
     let out = scene.egate_with_cache(&["pull", "--registry-config", "wrong.json", &tag], "fresh-cache");
     let message = failed(&out, "pulling with a wrong password");
     assert!(message.contains("refused pull") && message.contains("401"), "{message}");
+}
+
+#[test]
+fn a_token_protected_registry_takes_docker_config_credentials_through_its_token_server() {
+    let scene = Scene::new();
+    let server = TokenServer::start(&[("alice", "s3cret", &["pull", "push"]), ("bob", "hunter2", &["pull"])]);
+    let certificate = scene.path("token-issuer.crt");
+    std::fs::write(&certificate, &server.certificate_pem).unwrap();
+    let Some(registry) = Registry::start(scene.dir.path(), Protection::Token(&server, &certificate)) else { return };
+    let tag = registry.oci("team/privileged:v1");
+    let registry_name = format!("127.0.0.1:{}", registry.port);
+
+    // No credentials: the token server refuses anonymous access.
+    let message = failed(&scene.egate(&["push", module().to_str().unwrap(), &tag]), "pushing without credentials");
+    assert!(message.contains(&format!("registry {registry_name} refused push of {tag}")), "{message}");
+    assert!(message.contains("token server") && message.contains("authentication required"), "{message}");
+    assert!(message.contains("as anonymous: no credentials for it") && message.contains("config.json"), "{message}");
+
+    // alice's credentials in the docker config go to the token server; its token to the registry.
+    scene.docker_config("docker/config.json", &registry, "alice:s3cret");
+    let digest = scene.push(&module(), &tag, &[]);
+    let out = scene.egate(&["pull", &tag, "-o", "m.wasm"]);
+    assert_eq!(line_value(&succeeded(&out, "egate pull through the token flow"), "digest"), Some(digest.clone()));
+    assert_eq!(std::fs::read(scene.path("m.wasm")).unwrap(), std::fs::read(module()).unwrap());
+    let by_tag = scene.manifest("tag.yaml", &tag, &format!("  moduleDigest: {digest}\n"));
+    assert_denied_by_the_module(&scene.eval(&by_tag, &[]));
+    let requests = server.requests();
+    let push_scope = "repository:team/privileged:pull,push";
+    assert!(
+        requests.iter().any(|r| r.issued && r.user.as_deref() == Some("alice") && r.scopes == [push_scope]),
+        "egate asked the token server for {push_scope} as alice: {requests:?}"
+    );
+
+    // bob may pull, not push: his token lacks the push action and the registry refuses it.
+    scene.docker_config("bob.json", &registry, "bob:hunter2");
+    let out = scene.egate_with_cache(&["pull", "--registry-config", "bob.json", &tag, "-o", "b.wasm"], "bob-cache");
+    assert_eq!(line_value(&succeeded(&out, "egate pull as bob"), "digest"), Some(digest));
+    let out = scene.egate(&["push", "--registry-config", "bob.json", module().to_str().unwrap(), &tag]);
+    let message = failed(&out, "pushing as a user who may only pull");
+    assert!(message.contains(&format!("registry {registry_name} refused push of {tag}")), "{message}");
+    assert!(message.contains("401") && message.contains("as user \"bob\""), "{message}");
+
+    // A wrong password: the token server's answer, and what to do.
+    scene.docker_config("wrong.json", &registry, "alice:no");
+    let out = scene.egate_with_cache(&["pull", "--registry-config", "wrong.json", &tag], "fresh-cache");
+    let message = failed(&out, "pulling with a wrong password");
+    assert!(message.contains(&format!("registry {registry_name} refused pull of {tag}")), "{message}");
+    assert!(message.contains("token server refused the credentials"), "{message}");
+    assert!(message.contains("incorrect username or password") && message.contains("as user \"alice\""), "{message}");
+    assert!(message.contains("wrong.json"), "names the config it read: {message}");
 }
 
 /// `scripts/cosign.sh build` (cosign from its Go module), or `None` having said how to get it.
@@ -329,7 +404,7 @@ fn cosign_sign(cosign: &Path, dir: &Path, key: &str, at: &str) {
 fn signed_modules_load_and_unsigned_or_wrongly_signed_ones_are_refused() {
     let scene = Scene::new();
     let Some(cosign) = cosign() else { return };
-    let Some(registry) = Registry::start(scene.dir.path(), None) else { return };
+    let Some(registry) = Registry::start(scene.dir.path(), Protection::None) else { return };
     let dir = scene.dir.path();
     for prefix in ["team", "stranger"] {
         let out = run_cosign(&cosign, dir, &["generate-key-pair", "--output-key-prefix", prefix]);

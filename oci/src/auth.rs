@@ -81,11 +81,19 @@ impl Credentials {
     }
 
     /// The credentials for `registry` (`HOST[:PORT]`), else anonymous.
+    /// A registry that wants a bearer token gets them in its token request
+    /// (oci-client's challenge handling); one that wants basic auth, on
+    /// every request.
     pub fn for_registry(&self, registry: &str) -> RegistryAuth {
         match self.entries.iter().find(|(host, _, _)| host == registry) {
             Some((_, user, password)) => RegistryAuth::Basic(user.clone(), password.clone()),
             None => RegistryAuth::Anonymous,
         }
+    }
+
+    /// The user egate presents to `registry`, if any, for messages.
+    pub fn user_for(&self, registry: &str) -> Option<&str> {
+        self.entries.iter().find(|(host, _, _)| host == registry).map(|(_, user, _)| user.as_str())
     }
 }
 

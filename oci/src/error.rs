@@ -37,9 +37,9 @@ pub enum OciError {
 
     /// The registry refused the credentials, or wants some.
     #[error(
-        "registry {registry} refused {operation} of {reference} ({problem}): give credentials for {registry} \
-         in a docker config.json `auths` entry (`docker login {registry}`, or htpasswd user and password \
-         base64-encoded as `auth`), read from {config}"
+        "registry {registry} refused {operation} of {reference} ({problem}): give credentials that may {operation} \
+         it in a docker config.json `auths` entry for {registry} (`docker login {registry}` writes one; or \
+         `auth`: base64 of user:password), read from {config} (--registry-config FILE or DOCKER_CONFIG names another)"
     )]
     Unauthorized {
         /// `HOST[:PORT]`.
@@ -48,7 +48,7 @@ pub enum OciError {
         reference: String,
         /// `pull` or `push`.
         operation: &'static str,
-        /// `HTTP 401 Unauthorized`, `HTTP 403 denied`, or the token server's answer.
+        /// `HTTP 401 Unauthorized`, `HTTP 403 denied`, or what the token server refused and said.
         problem: String,
         /// Where credentials were looked for.
         config: String,

@@ -311,11 +311,16 @@ impl Registry {
             RegistryOperation::Pull => "pull",
             RegistryOperation::Push => "push",
         };
+        let user = self.credentials.user_for(&registry);
+        let who = match user {
+            Some(user) => format!("user {user:?}"),
+            None => "anonymous: no credentials for it".to_string(),
+        };
         let unauthorized = |problem: String| OciError::Unauthorized {
             registry: registry.clone(),
             reference: reference.clone(),
             operation,
-            problem,
+            problem: format!("{problem}, as {who}"),
             config: self.credentials.source.clone(),
         };
         match error {
@@ -327,7 +332,7 @@ impl Registry {
             },
             OciDistributionError::UnauthorizedError { .. } => unauthorized("HTTP 401 Unauthorized".into()),
             OciDistributionError::AuthenticationFailure(answer) => {
-                unauthorized(format!("the token server said {answer:?}"))
+                unauthorized(format!("its token server refused the credentials: {}", answer.trim()))
             }
             OciDistributionError::RegistryError { envelope, .. } => {
                 let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
