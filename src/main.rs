@@ -53,6 +53,8 @@ enum Command {
     Push(oci_cmd::PushArgs),
     /// Fetch a module from an OCI registry into a file; prints its digest.
     Pull(oci_cmd::PullArgs),
+    /// Sign a module in an OCI registry with a P-256 key, as cosign does: egate sign oci://... --key cosign.key; prints its digest.
+    Sign(oci_cmd::SignArgs),
     /// Run the admission webhook: AdmissionReview over TLS on /validate and /mutate.
     Serve(serve::ServeArgs),
     /// Judge existing pods with the background policies; print findings or PolicyReports.
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args, &cli.registry),
         Command::Push(args) => oci_cmd::push(&args, &cli.registry),
         Command::Pull(args) => oci_cmd::pull(&args, &cli.registry),
+        Command::Sign(args) => oci_cmd::sign(&args, &cli.registry),
         Command::Serve(args) => serve::run(&args),
         Command::Scan(args) => scan_cmd::run(&args),
         Command::WhoCanDebug(args) => who_can_debug::run(&args),

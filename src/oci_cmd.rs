@@ -1,7 +1,7 @@
 //! Modules in OCI registries: the options every command shares
 //! (credentials, plain-HTTP registries, CAs, a set-wide signature
 //! requirement), the fetcher installed for `module: oci://...`, and
-//! `egate push` / `egate pull`. The work is `egate-oci`'s.
+//! `egate push` / `egate pull` / `egate sign`. The work is `egate-oci`'s.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use egate_engine::oci::{FetchRequest, FetchedModule, ModuleFetcher};
-use egate_oci::{Fetcher, ModuleRef, Pulled, Registry, RegistryOptions};
+use egate_oci::{Fetcher, ModuleRef, Pulled, Registry, RegistryOptions, Signer};
 
 /// Options of `oci://` modules, taken by every command.
 #[derive(Args, Clone, Default)]
@@ -136,6 +136,38 @@ pub fn pull(args: &PullArgs, registry: &RegistryArgs) -> Result<ExitCode> {
     println!("pulled  {}", args.reference);
     println!("digest  {}", pulled.digest);
     println!("module  {} ({})", output.display(), crate::inspect::human_size(pulled.wasm.len()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `egate sign`.
+#[derive(Args)]
+pub struct SignArgs {
+    /// The module: oci://REGISTRY/REPOSITORY@sha256:HEX (or :TAG, resolved once to its digest).
+    reference: String,
+    /// The P-256 private key: a cosign.key (`cosign generate-key-pair`; its
+    /// password in COSIGN_PASSWORD), or an unencrypted PKCS#8 or SEC1 PEM.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+}
+
+/// Runs `egate sign`: stores a cosign signature of the module's digest
+/// under the tag sha256-HEX.sig; prints the digest and the signature's tag.
+pub fn sign(args: &SignArgs, registry: &RegistryArgs) -> Result<ExitCode> {
+    let password = std::env::var("COSIGN_PASSWORD").ok();
+    let signer = Signer::read(&args.key, password.as_deref())?;
+    let module = ModuleRef::parse(&args.reference)?;
+    let fetcher = registry.fetcher()?;
+    let registry = fetcher.registry();
+    let digest = registry.resolve(&module)?;
+    // What is signed must be a module egate would load, not any artifact.
+    registry.pull(&ModuleRef::parse(&module.pinned(&digest))?, None)?;
+    let repository = format!("{}/{}", module.registry(), module.reference.repository());
+    let payload = egate_oci::simple_signing_payload(&repository, &digest);
+    let signature = registry.push_signature(&module, &digest, &payload, &signer.sign(&payload))?;
+    println!("signed     {}", args.reference);
+    println!("digest     {digest}");
+    println!("signature  {signature}");
+    println!("key        {}", args.key.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -126,13 +126,18 @@ impl Scene {
     }
 
     fn egate_with_cache(&self, args: &[&str], cache: &str) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_egate"))
+        self.egate_command(args, cache).output().expect("egate runs")
+    }
+
+    fn egate_command(&self, args: &[&str], cache: &str) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_egate"));
+        command
             .args(args)
             .current_dir(self.dir.path())
             .env("EGATE_CACHE_DIR", self.path(cache))
             .env("DOCKER_CONFIG", self.path("docker"))
-            .output()
-            .expect("egate runs")
+            .env_remove("COSIGN_PASSWORD");
+        command
     }
 
     /// `egate push`, which must succeed; the digest it prints.
@@ -383,10 +388,14 @@ fn cosign() -> Option<PathBuf> {
 
 /// Runs cosign with no password on its keys, offline (no transparency log).
 fn run_cosign(cosign: &Path, dir: &Path, args: &[&str]) -> Output {
+    run_cosign_with_password(cosign, dir, "", args)
+}
+
+fn run_cosign_with_password(cosign: &Path, dir: &Path, password: &str, args: &[&str]) -> Output {
     Command::new(cosign)
         .args(args)
         .current_dir(dir)
-        .env("COSIGN_PASSWORD", "")
+        .env("COSIGN_PASSWORD", password)
         .env("DOCKER_CONFIG", dir.join("docker"))
         .env("SIGSTORE_NO_CACHE", "1")
         .env("TUF_ROOT", dir.join("tuf"))
@@ -454,6 +463,74 @@ fn signed_modules_load_and_unsigned_or_wrongly_signed_ones_are_refused() {
     assert_denied_by_the_module(
         &scene.eval(&scene.manifest("again.yaml", &signed_tag, &format!("{verified}  moduleDigest: {signed}\n")), &[]),
     );
+}
+
+#[test]
+fn modules_signed_by_egate_verify_with_cosign_and_in_egate() {
+    let scene = Scene::new();
+    let Some(cosign) = cosign() else { return };
+    let Some(registry) = Registry::start(scene.dir.path(), Protection::None) else { return };
+    let dir = scene.dir.path();
+    // cosign's own encrypted key, with a password; and a plain PKCS#8 PEM key.
+    let out = run_cosign_with_password(&cosign, dir, "pw", &["generate-key-pair", "--output-key-prefix", "team"]);
+    succeeded(&out, "cosign generate-key-pair");
+    let plain = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(scene.path("plain.pem"), plain.serialize_pem()).unwrap();
+    std::fs::write(scene.path("plain.pub"), plain.public_key_pem()).unwrap();
+    // A signature cosign made first, which egate's must not displace.
+    succeeded(&run_cosign(&cosign, dir, &["generate-key-pair", "--output-key-prefix", "other"]), "generate-key-pair");
+
+    let tag = registry.oci("policies/privileged:v1");
+    let digest = scene.push(&module(), &tag, &[]);
+    let at = format!("127.0.0.1:{}/policies/privileged@{digest}", registry.port);
+    cosign_sign(&cosign, dir, "other.key", &at);
+
+    let sign = |key: &str, password: Option<&str>| {
+        let mut command = scene.egate_command(&["sign", &tag, "--key", key], "cache");
+        if let Some(password) = password {
+            command.env("COSIGN_PASSWORD", password);
+        }
+        command.output().expect("egate runs")
+    };
+    for (key, password) in [("team.key", Some("pw")), ("plain.pem", None)] {
+        let stdout = succeeded(&sign(key, password), &format!("egate sign --key {key}"));
+        assert_eq!(line_value(&stdout, "digest"), Some(digest.clone()), "{stdout}");
+        let sig_tag = format!("{}:sha256-{}.sig", registry.oci("policies/privileged"), &digest[7..]);
+        assert_eq!(line_value(&stdout, "signature"), Some(sig_tag), "{stdout}");
+    }
+    for public in ["team.pub", "plain.pub", "other.pub"] {
+        let args = ["verify", "--key", public, "--insecure-ignore-tlog=true", "--allow-http-registry", &at];
+        succeeded(&run_cosign(&cosign, dir, &args), &format!("cosign verify --key {public} of egate's signatures"));
+    }
+    for public in ["team.pub", "plain.pub"] {
+        std::fs::write(
+            scene.path("verify.yaml"),
+            format!("apiVersion: egate.dev/v1\nkind: ModuleVerification\nkeys: [{{name: k, path: {public}}}]\n"),
+        )
+        .unwrap();
+        let manifest = scene.manifest("signed.yaml", &tag, "  moduleVerification: verify.yaml\n");
+        assert_denied_by_the_module(&scene.egate_with_cache(
+            &[
+                "eval",
+                "--policy",
+                &manifest,
+                "--request",
+                repo("examples/requests/debug-privileged.json").to_str().unwrap(),
+            ],
+            &format!("cache-{public}"),
+        ));
+    }
+
+    let message = failed(&sign("team.key", Some("not-it")), "signing with a wrong password");
+    assert!(message.contains("team.key") && message.contains("COSIGN_PASSWORD"), "{message}");
+    let message = failed(&sign("team.key", None), "signing with no password");
+    assert!(message.contains("team.key") && message.contains("COSIGN_PASSWORD"), "{message}");
+    let message = failed(&sign("team.pub", None), "signing with a public key");
+    assert!(message.contains("team.pub") && message.contains("not a private key"), "{message}");
+    let absent = registry.oci("policies/absent:v1");
+    let out = scene.egate(&["sign", &absent, "--key", "plain.pem"]);
+    let message = failed(&out, "signing an absent module");
+    assert!(message.contains(&absent) && message.contains("HTTP 404"), "{message}");
 }
 
 fn egate_digest(bytes: &[u8]) -> String {

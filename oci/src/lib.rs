@@ -3,8 +3,8 @@
 //! distribution API (`oci-client`: bearer-token and basic auth from a
 //! docker `config.json`; plain HTTP only for `localhost`, `127.0.0.1` and
 //! registries named insecure), keeps what it pulled in a cache by digest
-//! beside the compiled-module cache, and verifies cosign signatures with
-//! public keys, offline.
+//! beside the compiled-module cache, and makes and verifies cosign
+//! signatures with P-256 keys, offline.
 //!
 //! The engine stays free of HTTP and crypto: it defines the
 //! [`ModuleFetcher`](egate_engine::oci::ModuleFetcher) hook, and
@@ -31,6 +31,7 @@ mod error;
 mod reference;
 mod registry;
 pub mod sign;
+mod signer;
 mod store;
 
 use std::path::Path;
@@ -41,6 +42,7 @@ pub use oci_client::manifest::{WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
 pub use reference::{ModuleRef, is_sha256};
 pub use registry::{ABI_ANNOTATION, POLICY_ANNOTATION, Pulled, Registry, RegistryOptions, SOURCE_ANNOTATION};
 pub use sign::Verification;
+pub use signer::{Signer, simple_signing_payload};
 pub use store::Store;
 
 use egate_engine::oci::{FetchRequest, FetchedModule, ModuleFetcher};

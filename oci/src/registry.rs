@@ -293,6 +293,68 @@ impl Registry {
         Ok(pulled)
     }
 
+    /// Stores a cosign signature of `digest` (`signature`: base64 ECDSA of
+    /// `payload`) under the tag `sha256-HEX.sig`, as `cosign sign` does:
+    /// one simple-signing layer per signature, beside the ones already
+    /// there. Returns the signature manifest's reference by tag.
+    pub fn push_signature(
+        &self,
+        module: &ModuleRef,
+        digest: &str,
+        payload: &[u8],
+        signature: &str,
+    ) -> Result<String, OciError> {
+        let tag = signature_tag(digest);
+        let at = module.tagged(&tag);
+        let mut annotations = BTreeMap::new();
+        annotations.insert(SIGNATURE_ANNOTATION.to_string(), signature.to_string());
+        let layer = OciDescriptor {
+            media_type: SIMPLE_SIGNING_MEDIA_TYPE.into(),
+            digest: crate::digest(payload),
+            size: payload.len() as i64,
+            annotations: Some(annotations),
+            ..OciDescriptor::default()
+        };
+        self.run(
+            module,
+            async |client, auth| {
+                let mut layers = match client.pull_manifest_raw(&at, auth, &[OCI_IMAGE_MEDIA_TYPE]).await {
+                    Ok((raw, _)) => serde_json::from_slice::<OciImageManifest>(&raw)?.layers,
+                    Err(e) if is_not_found(&e) => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                layers.retain(|l| l.digest != layer.digest || l.annotations != layer.annotations);
+                layers.push(layer.clone());
+                client.push_blob(&at, payload.to_vec(), &layer.digest).await?;
+                // The image config cosign writes: one uncompressed layer per signature.
+                let diff_ids: Vec<&str> = layers.iter().map(|l| l.digest.as_str()).collect();
+                let history = vec![serde_json::json!({"created": "0001-01-01T00:00:00Z"}); layers.len()];
+                let config = serde_json::to_vec(&serde_json::json!({
+                    "architecture": "", "os": "", "created": "0001-01-01T00:00:00Z", "config": {},
+                    "history": history, "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                }))?;
+                let config_digest = crate::digest(&config);
+                client.push_blob(&at, config.clone(), &config_digest).await?;
+                let manifest = OciImageManifest {
+                    schema_version: 2,
+                    media_type: Some(OCI_IMAGE_MEDIA_TYPE.into()),
+                    config: OciDescriptor {
+                        media_type: "application/vnd.oci.image.config.v1+json".into(),
+                        digest: config_digest,
+                        size: config.len() as i64,
+                        ..OciDescriptor::default()
+                    },
+                    layers,
+                    ..OciImageManifest::default()
+                };
+                let content_type = OCI_IMAGE_MEDIA_TYPE.parse().expect("a media type is a header value");
+                client.push_manifest_raw(&at, serde_json::to_vec(&manifest)?, content_type).await
+            },
+            RegistryOperation::Push,
+        )?;
+        Ok(format!("oci://{}/{}:{tag}", module.registry(), module.reference.repository()))
+    }
+
     fn corrupt(&self, module: &ModuleRef, what: &'static str, expected: &str, actual: &str) -> OciError {
         OciError::Corrupt {
             registry: module.registry().into(),
