@@ -18,11 +18,11 @@ use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use kube_cel::KubeCelExt;
-use kube_cel::cel::common::ast::{EntryExpr, Expr};
+use kube_cel::cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr, LiteralValue, MapEntryExpr, MapExpr};
 use kube_cel::cel::context::VariableResolver;
 use kube_cel::cel::objects::{Key, Map};
 use kube_cel::cel::parser::{Expression, Parser};
-use kube_cel::cel::{self, Context, Value};
+use kube_cel::cel::{Context, Value};
 
 /// The variables a rule may read.
 pub const VARIABLES: [&str; 4] = ["object", "oldObject", "request", "params"];
@@ -32,6 +32,10 @@ pub const VARIABLES: [&str; 4] = ["object", "oldObject", "request", "params"];
 const BUILTIN_NAMES: [&str; 11] =
     ["int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "optional"];
 
+/// The namespaces of the Kubernetes CEL libraries' functions
+/// (`jsonpatch.escapeKey`, `math.greatest`, `sets.contains`, ...).
+const FUNCTION_NAMESPACES: [&str; 5] = ["jsonpatch", "math", "sets", "strings", "base64"];
+
 /// Why an expression does not compile; each part says where, as
 /// `at LINE:COLUMN:` (column from 0, as the CEL parser counts).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,8 +44,34 @@ pub enum CompileError {
     #[error("{}", .0.iter().map(|(line, column, message)| format!("at {line}:{column}: {message}")).collect::<Vec<_>>().join("; "))]
     Syntax(Vec<(usize, usize, String)>),
     /// A variable the rules cannot read.
-    #[error("at {line}:{column}: unknown variable `{name}`: rules may read {}", VARIABLES.join(", "))]
-    UnknownVariable { name: String, line: usize, column: usize },
+    #[error("at {line}:{column}: unknown variable `{name}`: rules may read {readable}")]
+    UnknownVariable { name: String, line: usize, column: usize, readable: String },
+    /// Object construction (`Type{field: value}`), which the evaluator
+    /// cannot run (it would panic): only a MutatingAdmissionPolicy's
+    /// mutations build objects, and there they are built as maps.
+    #[error(
+        "at {line}:{column}: `{type_name}{{...}}` builds an object, which egate's CEL rules cannot do: write a map instead, as {{'field': value}}"
+    )]
+    ObjectConstruction { type_name: String, line: usize, column: usize },
+}
+
+/// What an expression may name, beside CEL's own names.
+#[derive(Debug, Clone, Copy)]
+pub struct Environment<'a> {
+    /// The variables it may read.
+    pub variables: &'a [&'a str],
+    /// The names of `variables.NAME` it may read (a ValidatingAdmissionPolicy's
+    /// `variables` declared before it); empty: `variables` is not one.
+    pub composited: &'a [&'a str],
+    /// Whether `Type{field: value}` builds a map (a MutatingAdmissionPolicy's
+    /// mutations), rather than being refused.
+    pub objects_as_maps: bool,
+}
+
+impl Environment<'static> {
+    /// What egate's own `matchConditions` and `validations` may name.
+    pub const EGATE: Environment<'static> =
+        Environment { variables: &VARIABLES, composited: &[], objects_as_maps: false };
 }
 
 /// One compiled CEL expression.
@@ -55,14 +85,27 @@ pub struct CelExpression {
 impl CelExpression {
     /// Parses `source`; the error gives the position and what is wrong.
     pub fn compile(source: &str) -> Result<Self, CompileError> {
-        let expression = Parser::new().enable_optional_syntax(true).parse(source).map_err(|errors| {
+        Self::compile_in(source, &Environment::EGATE)
+    }
+
+    /// Parses `source` for an expression that may name what `environment`
+    /// says. `variables.NAME` is read as the variable `variables.NAME`, so
+    /// each composited variable is evaluated only when an expression reads it.
+    pub fn compile_in(source: &str, environment: &Environment) -> Result<Self, CompileError> {
+        let mut expression = Parser::new().enable_optional_syntax(true).parse(source).map_err(|errors| {
             CompileError::Syntax(
                 errors.errors.iter().map(|e| (e.pos.0 as usize, e.pos.1 as usize, e.msg.clone())).collect(),
             )
         })?;
-        if let Some(name) = unknown_variable(&expression.expr, &mut Vec::new()) {
-            let (line, column) = position_of(source, &name);
-            return Err(CompileError::UnknownVariable { name, line, column });
+        if let Some(type_name) = rewrite(&mut expression.expr, environment) {
+            let (line, column) = position_of(source, &type_name);
+            return Err(CompileError::ObjectConstruction { type_name, line, column });
+        }
+        if let Some(name) = unknown_variable(&expression.expr, &mut Vec::new(), environment) {
+            let (line, column) = position_of(source, name.strip_prefix("variables.").unwrap_or(&name));
+            let mut readable: Vec<String> = environment.variables.iter().map(|v| v.to_string()).collect();
+            readable.extend(environment.composited.iter().map(|v| format!("variables.{v}")));
+            return Err(CompileError::UnknownVariable { name, line, column, readable: readable.join(", ") });
         }
         let mut reads = Reads::default();
         reads.record(&expression.expr);
@@ -80,14 +123,14 @@ impl CelExpression {
     }
 
     /// Evaluates against one request's variables.
-    pub fn evaluate(&self, input: &Bindings<'_>) -> Result<Value, String> {
+    pub fn evaluate(&self, input: &dyn VariableResolver) -> Result<Value, String> {
         let mut scope = root_context().new_inner_scope();
         scope.set_variable_resolver(input);
         scope.resolve(&self.expression).map_err(|e| e.to_string())
     }
 
     /// Evaluates an expression that must yield a bool.
-    pub fn evaluate_bool(&self, input: &Bindings<'_>) -> Result<bool, String> {
+    pub fn evaluate_bool(&self, input: &dyn VariableResolver) -> Result<bool, String> {
         match self.evaluate(input)? {
             Value::Bool(b) => Ok(b),
             other => Err(format!("it yields {} where a bool is needed", type_name(&other))),
@@ -95,7 +138,7 @@ impl CelExpression {
     }
 
     /// Evaluates an expression that must yield a string (a `messageExpression`).
-    pub fn evaluate_string(&self, input: &Bindings<'_>) -> Result<String, String> {
+    pub fn evaluate_string(&self, input: &dyn VariableResolver) -> Result<String, String> {
         match self.evaluate(input)? {
             Value::String(s) => Ok(s.to_string()),
             other => Err(format!("it yields {} where a string is needed", type_name(&other))),
@@ -255,23 +298,112 @@ fn selection(expr: &Expr) -> Option<(&str, Vec<String>)> {
 /// The standard and Kubernetes functions, registered once per process.
 fn root_context() -> &'static Context<'static> {
     static ROOT: OnceLock<Context<'static>> = OnceLock::new();
-    ROOT.get_or_init(|| Context::default().with_all())
+    ROOT.get_or_init(|| {
+        let mut context = Context::default().with_all();
+        // CEL's `type(x) == string`, which the cel crate lacks: a type is
+        // read as its name (see `Bindings::resolve` for the names themselves).
+        context.add_function("type", |value: Value| -> Arc<String> { Arc::new(cel_type_name(&value).to_string()) });
+        context
+    })
+}
+
+/// The CEL name of a value's type.
+fn cel_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::List(_) => "list",
+        Value::Map(_) => "map",
+        Value::Int(_) => "int",
+        Value::UInt(_) => "uint",
+        Value::Float(_) => "double",
+        Value::String(_) => "string",
+        Value::Bytes(_) => "bytes",
+        Value::Bool(_) => "bool",
+        Value::Null => "null_type",
+        Value::Timestamp(_) => "google.protobuf.Timestamp",
+        Value::Duration(_) => "google.protobuf.Duration",
+        _ => "type",
+    }
+}
+
+/// Reads `variables.NAME` as the identifier `variables.NAME`, and builds
+/// objects as maps when `environment` says so; else returns the type name
+/// of the first object construction.
+fn rewrite(expr: &mut Expr, environment: &Environment) -> Option<String> {
+    if let Expr::Select(select) = expr
+        && !select.test
+        && !environment.composited.is_empty()
+        && matches!(&select.operand.expr, Expr::Ident(root) if root == "variables")
+    {
+        *expr = Expr::Ident(format!("variables.{}", select.field));
+        return None;
+    }
+    if let Expr::Struct(object) = expr {
+        if !environment.objects_as_maps {
+            return Some(object.type_name.clone());
+        }
+        let entries = std::mem::take(&mut object.entries).into_iter().map(|entry| {
+            let expr = match entry.expr {
+                EntryExpr::StructField(field) => EntryExpr::MapEntry(MapEntryExpr {
+                    key: IdedExpr { id: entry.id, expr: Expr::Literal(LiteralValue::String(field.field.into())) },
+                    value: field.value,
+                    optional: field.optional,
+                }),
+                map_entry => map_entry,
+            };
+            IdedEntryExpr { id: entry.id, expr }
+        });
+        *expr = Expr::Map(MapExpr { entries: entries.collect() });
+    }
+    let mut found = None;
+    let mut visit = |e: &mut IdedExpr| {
+        if found.is_none() {
+            found = rewrite(&mut e.expr, environment);
+        }
+    };
+    match expr {
+        Expr::Call(call) => {
+            call.target.iter_mut().for_each(|t| visit(t));
+            call.args.iter_mut().for_each(&mut visit);
+        }
+        Expr::Comprehension(c) => {
+            [&mut c.iter_range, &mut c.accu_init, &mut c.loop_cond, &mut c.loop_step, &mut c.result]
+                .into_iter()
+                .for_each(&mut visit)
+        }
+        Expr::List(list) => list.elements.iter_mut().for_each(&mut visit),
+        Expr::Map(map) => map.entries.iter_mut().for_each(|entry| match &mut entry.expr {
+            EntryExpr::MapEntry(e) => {
+                visit(&mut e.key);
+                visit(&mut e.value);
+            }
+            EntryExpr::StructField(field) => visit(&mut field.value),
+        }),
+        Expr::Select(select) => visit(&mut select.operand),
+        _ => {}
+    }
+    found
 }
 
 /// The first identifier read outside the variables, comprehension
 /// variables in scope and CEL's own names.
-fn unknown_variable(expr: &Expr, bound: &mut Vec<String>) -> Option<String> {
-    let check = |e: &Expr, bound: &mut Vec<String>| unknown_variable(e, bound);
+fn unknown_variable(expr: &Expr, bound: &mut Vec<String>, environment: &Environment) -> Option<String> {
+    let check = |e: &Expr, bound: &mut Vec<String>| unknown_variable(e, bound, environment);
     match expr {
         Expr::Ident(name) => {
-            let known = VARIABLES.contains(&name.as_str())
+            let composited = name.strip_prefix("variables.").is_some_and(|v| environment.composited.contains(&v));
+            let known = environment.variables.contains(&name.as_str())
+                || composited
                 || BUILTIN_NAMES.contains(&name.as_str())
                 || name.starts_with('@')
                 || bound.iter().any(|b| b == name);
             (!known).then(|| name.clone())
         }
         Expr::Call(call) => {
-            call.target.iter().map(|t| &t.expr).chain(call.args.iter().map(|a| &a.expr)).find_map(|e| check(e, bound))
+            // `jsonpatch.escapeKey(...)`: a function of a library, not a variable.
+            let library =
+                |t: &&IdedExpr| matches!(&t.expr, Expr::Ident(n) if FUNCTION_NAMESPACES.contains(&n.as_str()));
+            let target = call.target.as_deref().filter(|t| !library(t)).map(|t| &t.expr);
+            target.into_iter().chain(call.args.iter().map(|a| &a.expr)).find_map(|e| check(e, bound))
         }
         Expr::Comprehension(comp) => {
             if let Some(found) = check(&comp.iter_range.expr, bound).or_else(|| check(&comp.accu_init.expr, bound)) {
@@ -287,19 +419,18 @@ fn unknown_variable(expr: &Expr, bound: &mut Vec<String>) -> Option<String> {
             found
         }
         Expr::List(list) => list.elements.iter().find_map(|e| check(&e.expr, bound)),
-        Expr::Map(map) => map.entries.iter().find_map(|entry| entry_unknown(&entry.expr, bound)),
-        Expr::Struct(s) => s.entries.iter().find_map(|entry| entry_unknown(&entry.expr, bound)),
+        Expr::Map(map) => map.entries.iter().find_map(|entry| entry_unknown(&entry.expr, bound, environment)),
+        Expr::Struct(s) => s.entries.iter().find_map(|entry| entry_unknown(&entry.expr, bound, environment)),
         Expr::Select(select) => check(&select.operand.expr, bound),
         _ => None,
     }
 }
 
-fn entry_unknown(entry: &EntryExpr, bound: &mut Vec<String>) -> Option<String> {
+fn entry_unknown(entry: &EntryExpr, bound: &mut Vec<String>, environment: &Environment) -> Option<String> {
     match entry {
-        EntryExpr::StructField(field) => unknown_variable(&field.value.expr, bound),
-        EntryExpr::MapEntry(e) => {
-            unknown_variable(&e.key.expr, bound).or_else(|| unknown_variable(&e.value.expr, bound))
-        }
+        EntryExpr::StructField(field) => unknown_variable(&field.value.expr, bound, environment),
+        EntryExpr::MapEntry(e) => unknown_variable(&e.key.expr, bound, environment)
+            .or_else(|| unknown_variable(&e.value.expr, bound, environment)),
     }
 }
 
@@ -542,14 +673,48 @@ impl VariableResolver for Bindings<'_> {
             "object" => self.request.object(false),
             "oldObject" => self.request.object(true),
             "request" => self.request.fields(),
+            // Type names, as `type()` gives them.
+            name if BUILTIN_NAMES.contains(&name) && name != "optional" => {
+                Some(Value::String(Arc::new(name.to_string())))
+            }
             _ => None,
         }
     }
 }
 
+/// A CEL value as JSON: what a MutatingAdmissionPolicy's mutation built.
+/// Timestamps and durations are written as Kubernetes writes them (RFC
+/// 3339, Go duration text); what JSON cannot hold is an error.
+pub fn to_json(value: &Value) -> Result<serde_json::Value, String> {
+    use serde_json::Value as Json;
+    Ok(match value {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::UInt(u) => Json::from(*u),
+        Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map(Json::Number).ok_or("a double that JSON cannot hold")?
+        }
+        Value::String(s) => Json::String(s.to_string()),
+        Value::List(items) => Json::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        Value::Map(map) => {
+            let mut object = serde_json::Map::new();
+            for (key, value) in map.map.iter() {
+                let Key::String(key) = key else { return Err(format!("a map key that is not a string ({key:?})")) };
+                object.insert(key.to_string(), to_json(value)?);
+            }
+            Json::Object(object)
+        }
+        Value::Timestamp(t) => Json::String(t.to_rfc3339()),
+        other => return Err(format!("{} that JSON cannot hold", type_name(other))),
+    })
+}
+
 /// Settings JSON as the CEL `params` value.
 pub fn params_value(settings: &serde_json::Value) -> Value {
-    cel::to_value(settings).unwrap_or(Value::Null)
+    // Through the same conversion as the request: JSON integers are ints.
+    let json = serde_json::to_vec(settings).expect("JSON values serialise");
+    cel_from_json(&json, &Projection::whole()).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
@@ -582,6 +747,9 @@ mod tests {
             "object.spec.ephemeralContainers.map(c, c.name) == ['a', 'b']",
             "object.spec.ephemeralContainers.filter(c, c.image.endsWith(':1')).size() == 1",
             "'sre' in request.userInfo.groups",
+            "type(object.metadata.name) == string",
+            "type(params.max) == int",
+            "type(object.spec) == map",
             "request.namespace.matches('^sh.p$')",
             "request.operation == 'UPDATE' && request.userInfo.username.lowerAscii() == 'alice'",
             // Optional-safe access works on present fields; cel 0.13 wraps a
@@ -636,7 +804,10 @@ mod tests {
         assert!(matches!(&err, CompileError::Syntax(parts) if parts[0].0 == 1), "{err}");
         assert!(err.to_string().starts_with("at 1:"), "{err}");
         let err = CelExpression::compile("object.spec.x == 1 &&\n  pod.spec.hostNetwork").unwrap_err();
-        assert_eq!(err, CompileError::UnknownVariable { name: "pod".into(), line: 2, column: 2 });
+        assert!(
+            matches!(&err, CompileError::UnknownVariable { name, line: 2, column: 2, .. } if name == "pod"),
+            "{err}"
+        );
         assert_eq!(
             err.to_string(),
             "at 2:2: unknown variable `pod`: rules may read object, oldObject, request, params"
@@ -644,6 +815,36 @@ mod tests {
         // Comprehension variables are in scope only inside their macro.
         assert!(CelExpression::compile("object.spec.containers.all(c, c.name != '')").is_ok());
         assert!(CelExpression::compile("object.spec.containers.all(c, true) && c.name == ''").is_err());
+    }
+
+    #[test]
+    fn object_construction_is_refused_or_built_as_a_map() {
+        // The evaluator panics on it: refused at load, with its place.
+        let err = CelExpression::compile("object.spec == Object.spec{x: 1}").unwrap_err();
+        assert_eq!(err, CompileError::ObjectConstruction { type_name: "Object.spec".into(), line: 1, column: 15 });
+        let mutation = Environment { objects_as_maps: true, ..Environment::EGATE };
+        let built = CelExpression::compile_in("Object{spec: Object.spec{n: params.max}}", &mutation).unwrap();
+        let params = params_value(&serde_json::json!({"max": 3}));
+        let request = CelRequest::new(REQUEST, built.reads());
+        let value = built.evaluate(&Bindings { request: &request, params: &params }).unwrap();
+        assert_eq!(to_json(&value).unwrap(), serde_json::json!({"spec": {"n": 3}}));
+    }
+
+    #[test]
+    fn composited_variables_are_named_and_checked() {
+        let environment = Environment { composited: &["images"], ..Environment::EGATE };
+        let rule = CelExpression::compile_in("variables.images.all(i, i != '')", &environment).unwrap();
+        struct Images;
+        impl VariableResolver for Images {
+            fn resolve(&self, variable: &str) -> Option<Value> {
+                (variable == "variables.images")
+                    .then(|| Value::List(Arc::new(vec![Value::String(Arc::new("a".into()))])))
+            }
+        }
+        assert_eq!(rule.evaluate_bool(&Images), Ok(true));
+        let err = CelExpression::compile_in("variables.other == 1", &environment).unwrap_err();
+        assert!(err.to_string().contains("unknown variable `variables.other`"), "{err}");
+        assert!(err.to_string().contains("variables.images"), "{err}");
     }
 
     #[test]

@@ -96,7 +96,12 @@ impl Verdict {
             let message = Some(decision.message)
                 .filter(|m| !m.is_empty())
                 .unwrap_or_else(|| "denied (the module gave no reason)".into());
-            Verdict::Violation { message, code: decision.code, warnings: decision.warnings }
+            Verdict::Violation {
+                message,
+                code: decision.code,
+                warnings: decision.warnings,
+                audit_annotations: BTreeMap::new(),
+            }
         }
     }
 }
@@ -139,6 +144,9 @@ pub enum Verdict {
         code: Option<u16>,
         /// Warnings for the user, given whatever the policy's action.
         warnings: Vec<String>,
+        /// Annotations for the audit log, recorded whatever the policy's
+        /// action, as for a pass (a Kubernetes policy's, so far).
+        audit_annotations: BTreeMap<String, String>,
     },
     /// The policy could not decide (trap, timeout, bad output, ...).
     Failure {
@@ -162,6 +170,10 @@ pub struct PolicyResult {
     pub verdict: Verdict,
     /// Time spent judging.
     pub elapsed: std::time::Duration,
+    /// Its messages are already in the API server's own words (a
+    /// Kubernetes ValidatingAdmissionPolicy's): they are given as they
+    /// are, not after the policy's name.
+    pub kubernetes_form: bool,
 }
 
 impl PolicyResult {
@@ -186,15 +198,19 @@ pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> Admissio
     let mut response = AdmissionResponse::allow(uid);
     for result in results {
         let name = &result.policy;
+        let prefix = if result.kubernetes_form { "" } else { name.as_str() };
         match &result.verdict {
             Verdict::Pass { warnings, audit_annotations, .. } => {
-                response.warnings.extend(prefixed(name, warnings));
+                response.warnings.extend(prefixed(prefix, warnings));
                 for (key, value) in audit_annotations {
                     response.audit_annotations.insert(format!("{name}.{key}"), value.clone());
                 }
             }
-            Verdict::Violation { message, code, warnings } => {
-                response.warnings.extend(prefixed(name, warnings));
+            Verdict::Violation { message, code, warnings, audit_annotations } => {
+                response.warnings.extend(prefixed(prefix, warnings));
+                for (key, value) in audit_annotations {
+                    response.audit_annotations.insert(format!("{name}.{key}"), value.clone());
+                }
                 let mut lines: Vec<&str> = message.lines().filter(|l| !l.trim().is_empty()).collect();
                 if lines.is_empty() {
                     lines.push("denied (the policy gave no reason)");
@@ -203,13 +219,13 @@ pub fn combine(uid: &str, results: &[PolicyResult], patch: &[Value]) -> Admissio
                 let code = code.filter(|c| (400..600).contains(c));
                 match result.action {
                     ViolationAction::Enforce => {
-                        denials.push((prefixed(name, &lines).collect::<Vec<_>>().join("\n"), code))
+                        denials.push((prefixed(prefix, &lines).collect::<Vec<_>>().join("\n"), code))
                     }
                     // The annotation's key is the policy's name.
                     ViolationAction::Audit => {
                         response.audit_annotations.insert(name.clone(), lines.join("\n"));
                     }
-                    ViolationAction::Warn => response.warnings.extend(prefixed(name, &lines)),
+                    ViolationAction::Warn => response.warnings.extend(prefixed(prefix, &lines)),
                 }
             }
             Verdict::Failure { cause } => match result.failure_policy {
@@ -244,9 +260,11 @@ fn one_line(text: &str) -> String {
     text.split(|c: char| c.is_control()).filter(|part| !part.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
-/// Each message with the policy's name in front.
+/// Each message with the policy's name in front (none when `name` is empty).
 fn prefixed<'m, S: AsRef<str> + 'm>(name: &'m str, messages: &'m [S]) -> impl Iterator<Item = String> + 'm {
-    messages.iter().map(move |m| format!("{name}: {}", m.as_ref()))
+    messages
+        .iter()
+        .map(move |m| if name.is_empty() { m.as_ref().to_string() } else { format!("{name}: {}", m.as_ref()) })
 }
 
 #[cfg(test)]
@@ -254,11 +272,18 @@ mod tests {
     use super::*;
 
     fn result(policy: &str, action: ViolationAction, failure_policy: FailurePolicy, verdict: Verdict) -> PolicyResult {
-        PolicyResult { policy: policy.into(), action, failure_policy, verdict, elapsed: Default::default() }
+        PolicyResult {
+            policy: policy.into(),
+            action,
+            failure_policy,
+            verdict,
+            elapsed: Default::default(),
+            kubernetes_form: false,
+        }
     }
 
     fn violation(message: &str) -> Verdict {
-        Verdict::Violation { message: message.into(), code: None, warnings: vec![] }
+        Verdict::Violation { message: message.into(), code: None, warnings: vec![], audit_annotations: BTreeMap::new() }
     }
 
     #[test]
@@ -333,7 +358,12 @@ mod tests {
         let forged = Verdict::Failure { cause: FailureCause::Undecided("x\nother: approved".into()) };
         let r = combine("u", &[result("p", ViolationAction::Enforce, FailurePolicy::Fail, forged)], &[]);
         assert_eq!(r.status.unwrap().message.lines().count(), 1);
-        let blank = Verdict::Violation { message: " \n ".into(), code: Some(200), warnings: vec![] };
+        let blank = Verdict::Violation {
+            message: " \n ".into(),
+            code: Some(200),
+            warnings: vec![],
+            audit_annotations: BTreeMap::new(),
+        };
         let r = combine("u", &[result("p", ViolationAction::Enforce, FailurePolicy::Fail, blank)], &[]);
         let status = r.status.unwrap();
         assert_eq!((status.code, status.message.as_str()), (403, "p: denied (the policy gave no reason)"));

@@ -58,6 +58,7 @@
 //! load as before; its errors lack the field path, which [`yaml`] adds back
 //! with `serde_path_to_error`.
 
+pub mod admission_policy;
 pub mod builtin;
 mod cache;
 mod cel;

@@ -320,7 +320,7 @@ impl Manifest {
     }
 
     /// Checks what serde cannot: names, versions, operations, timeouts.
-    fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         if self.api_version != API_VERSION {
             return Err(format!("apiVersion is {:?}: write apiVersion: {API_VERSION}", self.api_version));
         }
@@ -455,8 +455,13 @@ pub struct ManifestError {
 }
 
 impl ManifestError {
-    fn new(message: String) -> Self {
+    pub(crate) fn new(message: String) -> Self {
         Self { message, at: None }
+    }
+
+    /// The error, at a place in the text.
+    pub(crate) fn at(self, at: Option<(usize, usize)>) -> Self {
+        Self { at, ..self }
     }
 
     /// A YAML error of document `index` (from 0), with its location.

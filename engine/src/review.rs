@@ -150,6 +150,9 @@ pub struct Resource<'a> {
     /// API group, empty for the core group (`pods`).
     #[serde(borrow, default)]
     pub group: Cow<'a, str>,
+    /// API version (`v1`).
+    #[serde(borrow, default)]
+    pub version: Cow<'a, str>,
     /// Resource name (`pods`).
     #[serde(borrow)]
     pub resource: Cow<'a, str>,

@@ -18,6 +18,7 @@
 //! its own, both removed when it ends, pass or fail. No assertion is timed:
 //! what takes time is polled under a generous bound.
 
+mod admission_policies;
 #[path = "../support/child.rs"]
 mod child;
 mod cluster;

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use egate_abi::{BundledSettings, SettingsVerdict, exports};
 
 use super::{CelValidation, Policy, PolicySet};
+use crate::admission_policy::{Document, Placed, parse_documents};
 use crate::builtin;
 use crate::cel::{CelExpression, Reads, params_value};
 use crate::error::LoadError;
-use crate::manifest::{Manifest, ModuleSource, Validation, parse_manifests};
+use crate::manifest::{Manifest, ModuleSource, Validation};
 use crate::matching::Matcher;
 use crate::oci::FetchRequest;
 use crate::sandbox::{GuestModule, Sandbox};
@@ -74,7 +75,9 @@ impl PolicySet {
             .enumerate()
             .filter_map(|(index, (path, text))| loader.add(path, text).err().map(|error| (index, error)))
             .collect();
-        (loader.finish(), errors)
+        // Objects of the API server hold egate's own kinds only: nothing to bind.
+        loader.kubernetes.clear();
+        (loader.finish().expect("nothing to bind"), errors)
     }
 
     /// Loads the manifest texts in order, each with its origin.
@@ -87,7 +90,7 @@ impl PolicySet {
         for (path, text) in texts {
             loader.add(path, text)?;
         }
-        Ok(loader.finish())
+        loader.finish()
     }
 }
 
@@ -103,18 +106,35 @@ struct Loader<'l> {
     modules: HashMap<ModuleKey, LoadedModule>,
     library: Option<LoadedModule>,
     policies: Vec<Policy>,
+    /// Kubernetes policies, their bindings and params, paired at the end.
+    kubernetes: Vec<Placed>,
 }
 
 impl<'l> Loader<'l> {
     fn new(sandbox: &'l Sandbox, module_files: &'l [(&'l Path, &'l [u8])]) -> Self {
-        Self { sandbox, module_files, modules: HashMap::new(), library: None, policies: Vec::new() }
+        Self {
+            sandbox,
+            module_files,
+            modules: HashMap::new(),
+            library: None,
+            policies: Vec::new(),
+            kubernetes: Vec::new(),
+        }
     }
 
     /// Adds every policy of one manifest text, or none of them.
     fn add(&mut self, path: &Path, text: &str) -> Result<(), LoadError> {
-        let manifests = parse_manifests(text).map_err(|error| error.in_file(path))?;
+        let documents = parse_documents(text).map_err(|error| error.in_file(path))?;
         let mut added: Vec<Policy> = Vec::new();
-        for manifest in manifests {
+        let mut kubernetes = Vec::new();
+        for document in documents {
+            let manifest = match document {
+                Document::Egate(manifest) => *manifest,
+                other => {
+                    kubernetes.push(Placed { path: path.to_path_buf(), document: other });
+                    continue;
+                }
+            };
             let policy =
                 load_policy(self.sandbox, path, manifest, self.module_files, &mut self.modules, &mut self.library)?;
             if let Some(first) = self.policies.iter().chain(&added).find(|p| p.name == policy.name) {
@@ -127,21 +147,24 @@ impl<'l> Loader<'l> {
             added.push(policy);
         }
         self.policies.append(&mut added);
+        self.kubernetes.append(&mut kubernetes);
         Ok(())
     }
 
-    fn finish(self) -> PolicySet {
+    /// The set, with the Kubernetes policies bound.
+    fn finish(self) -> Result<PolicySet, LoadError> {
         let mut policies = self.policies;
+        for bound in crate::admission_policy::bind(&self.kubernetes)? {
+            policies.push(Policy::kubernetes(bound));
+        }
         // Stable: manifest order is kept within each group.
         policies.sort_by_key(|p| !p.mutating);
         let mut cel_reads = Reads::default();
         for policy in &policies {
-            for expression in policy.cel_expressions() {
-                cel_reads.merge(expression.reads());
-            }
+            cel_reads.merge(&policy.cel_reads());
         }
         let batch_inputs = super::batch::BatchInputs::of(&policies);
-        PolicySet { policies, cel_reads, batch_inputs }
+        Ok(PolicySet { policies, cel_reads, batch_inputs })
     }
 }
 
@@ -250,6 +273,7 @@ fn load_policy(
         background,
         inputs,
         reads,
+        kubernetes: None,
     })
 }
 

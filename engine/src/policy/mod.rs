@@ -15,6 +15,7 @@ use egate_json::Selection;
 
 use egate_abi::inputs::Input;
 
+use crate::admission_policy::BoundPolicy;
 use crate::cel::{Bindings, CelExpression, CelRequest, Reads};
 use crate::decision::{FailureCause, PolicyResult, Verdict, read_decision};
 use crate::inputs::{Inputs, cut, request_with};
@@ -49,6 +50,9 @@ pub struct Policy {
     inputs: Vec<Input>,
     /// What its module declares it reads of the request; `None`: all of it.
     reads: Option<Arc<Selection>>,
+    /// A binding of a Kubernetes ValidatingAdmissionPolicy or
+    /// MutatingAdmissionPolicy: it alone judges (match, rules, messages).
+    kubernetes: Option<Box<BoundPolicy>>,
 }
 
 /// A compiled `validations` entry.
@@ -106,6 +110,9 @@ impl Policy {
         facts: &RequestFacts,
         inputs: &Inputs,
     ) -> Option<Verdict> {
+        if let Some(kubernetes) = &self.kubernetes {
+            return kubernetes.judge(request, facts);
+        }
         let bindings = Bindings { request, params: &self.params };
         for (name, condition) in &self.conditions {
             match condition.evaluate_bool(&bindings) {
@@ -189,11 +196,15 @@ impl Policy {
         }
     }
 
-    /// Every CEL expression of the policy.
-    fn cel_expressions(&self) -> impl Iterator<Item = &CelExpression> {
+    /// What the policy's CEL expressions read of the objects.
+    fn cel_reads(&self) -> Reads {
+        let mut reads = self.kubernetes.as_ref().map(|k| k.reads().clone()).unwrap_or_default();
         let conditions = self.conditions.iter().map(|(_, e)| e);
         let validations = self.validations.iter().flat_map(|v| std::iter::once(&v.rule).chain(&v.message_expression));
-        conditions.chain(validations)
+        for expression in conditions.chain(validations) {
+            reads.merge(expression.reads());
+        }
+        reads
     }
 
     /// Whether the policy may return patches.
@@ -213,6 +224,31 @@ impl Policy {
             failure_policy: self.failure_policy,
             verdict,
             elapsed,
+            kubernetes_form: self.kubernetes.is_some(),
+        }
+    }
+
+    /// A binding of a Kubernetes policy, as a policy of the set.
+    fn kubernetes(bound: BoundPolicy) -> Self {
+        Policy {
+            name: bound.name().to_string(),
+            manifest_path: bound.path().to_path_buf(),
+            action: ViolationAction::Enforce,
+            // Its failures are decided inside, as the API server decides them.
+            failure_policy: FailurePolicy::Fail,
+            timeout_ms: crate::manifest::DEFAULT_TIMEOUT_MS,
+            mutating: bound.is_mutating(),
+            matcher: Matcher::new(Default::default(), None),
+            conditions: Vec::new(),
+            validations: Vec::new(),
+            module: None,
+            settings: Vec::new(),
+            params: kube_cel::cel::Value::Null,
+            batched: false,
+            background: false,
+            inputs: Vec::new(),
+            reads: None,
+            kubernetes: Some(Box::new(bound)),
         }
     }
 }
@@ -234,9 +270,11 @@ impl CelValidation {
 fn add_violations(verdict: Verdict, violations: Vec<String>) -> Verdict {
     let cel_message = violations.join("\n");
     match verdict {
-        Verdict::Pass { warnings, .. } => Verdict::Violation { message: cel_message, code: None, warnings },
-        Verdict::Violation { message, code, warnings } => {
-            Verdict::Violation { message: format!("{message}\n{cel_message}"), code, warnings }
+        Verdict::Pass { warnings, audit_annotations, .. } => {
+            Verdict::Violation { message: cel_message, code: None, warnings, audit_annotations }
+        }
+        Verdict::Violation { message, code, warnings, audit_annotations } => {
+            Verdict::Violation { message: format!("{message}\n{cel_message}"), code, warnings, audit_annotations }
         }
         failure @ Verdict::Failure { .. } => failure,
     }
