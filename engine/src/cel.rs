@@ -60,9 +60,9 @@ pub enum CompileError {
 pub struct Environment<'a> {
     /// The variables it may read.
     pub variables: &'a [&'a str],
-    /// The names of `variables.NAME` it may read (a ValidatingAdmissionPolicy's
-    /// `variables` declared before it); empty: `variables` is not one.
-    pub composited: &'a [&'a str],
+    /// The names of `variables.NAME` it may read (a Kubernetes policy's
+    /// `variables` declared before it); `None`: `variables` is not one.
+    pub composited: Option<&'a [&'a str]>,
     /// Whether `Type{field: value}` builds a map (a MutatingAdmissionPolicy's
     /// mutations), rather than being refused.
     pub objects_as_maps: bool,
@@ -71,7 +71,7 @@ pub struct Environment<'a> {
 impl Environment<'static> {
     /// What egate's own `matchConditions` and `validations` may name.
     pub const EGATE: Environment<'static> =
-        Environment { variables: &VARIABLES, composited: &[], objects_as_maps: false };
+        Environment { variables: &VARIABLES, composited: None, objects_as_maps: false };
 }
 
 /// One compiled CEL expression.
@@ -104,7 +104,7 @@ impl CelExpression {
         if let Some(name) = unknown_variable(&expression.expr, &mut Vec::new(), environment) {
             let (line, column) = position_of(source, name.strip_prefix("variables.").unwrap_or(&name));
             let mut readable: Vec<String> = environment.variables.iter().map(|v| v.to_string()).collect();
-            readable.extend(environment.composited.iter().map(|v| format!("variables.{v}")));
+            readable.extend(environment.composited.unwrap_or_default().iter().map(|v| format!("variables.{v}")));
             return Err(CompileError::UnknownVariable { name, line, column, readable: readable.join(", ") });
         }
         let mut reads = Reads::default();
@@ -331,7 +331,7 @@ fn cel_type_name(value: &Value) -> &'static str {
 fn rewrite(expr: &mut Expr, environment: &Environment) -> Option<String> {
     if let Expr::Select(select) = expr
         && !select.test
-        && !environment.composited.is_empty()
+        && environment.composited.is_some()
         && matches!(&select.operand.expr, Expr::Ident(root) if root == "variables")
     {
         *expr = Expr::Ident(format!("variables.{}", select.field));
@@ -390,7 +390,9 @@ fn unknown_variable(expr: &Expr, bound: &mut Vec<String>, environment: &Environm
     let check = |e: &Expr, bound: &mut Vec<String>| unknown_variable(e, bound, environment);
     match expr {
         Expr::Ident(name) => {
-            let composited = name.strip_prefix("variables.").is_some_and(|v| environment.composited.contains(&v));
+            let composited = name
+                .strip_prefix("variables.")
+                .is_some_and(|v| environment.composited.is_some_and(|names| names.contains(&v)));
             let known = environment.variables.contains(&name.as_str())
                 || composited
                 || BUILTIN_NAMES.contains(&name.as_str())
@@ -832,7 +834,7 @@ mod tests {
 
     #[test]
     fn composited_variables_are_named_and_checked() {
-        let environment = Environment { composited: &["images"], ..Environment::EGATE };
+        let environment = Environment { composited: Some(&["images"]), ..Environment::EGATE };
         let rule = CelExpression::compile_in("variables.images.all(i, i != '')", &environment).unwrap();
         struct Images;
         impl VariableResolver for Images {

@@ -586,7 +586,9 @@ impl<'a> Scope<'a> {
     /// An evaluation error as the API server words it, with what egate
     /// cannot provide said plainly.
     fn explain(&self, expression: &CelExpression, error: String) -> String {
-        let error = if error.contains("'authorizer'") {
+        // The authorizer's methods fail first, as undeclared functions.
+        let asks_authorizer = error.contains("Undeclared reference") && expression.source().contains("authorizer");
+        let error = if error.contains("'authorizer'") || asks_authorizer {
             "authorizer is not available in egate: it would ask the API server's authorizer, which egate does \
              not reach (judge permissions with `egate who-can-debug`, or test the rule in the API server)"
                 .to_string()

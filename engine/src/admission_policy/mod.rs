@@ -332,7 +332,7 @@ const VARIABLES: [&str; 6] = ["object", "oldObject", "request", "params", "names
 /// The environment of an expression that may read the first `declared`
 /// variables of its policy.
 fn environment<'a>(variables: &'a [&'a str], objects_as_maps: bool) -> Environment<'a> {
-    Environment { variables: &VARIABLES, composited: variables, objects_as_maps }
+    Environment { variables: &VARIABLES, composited: Some(variables), objects_as_maps }
 }
 
 /// Compiles a list of named expressions; each variable may read the ones

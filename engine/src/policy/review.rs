@@ -106,42 +106,79 @@ impl PolicySet {
     /// its `failurePolicy`, saying what is missing).
     pub fn review_traced_with(&self, review: &[u8], mode: Mode, inputs: &Inputs) -> Result<TracedReview, ReviewError> {
         let review = Review::parse(review)?;
-        let mut request =
+        let request =
             CelRequest::with_objects(review.request, review.facts.object, review.facts.old_object, &self.cel_reads);
-        let mut patch: Vec<Value> = Vec::new();
-        let mut results = Vec::new();
         let judging: Vec<&Policy> =
             self.policies.iter().filter(|p| mode.runs(p) && p.matcher.judges(&review.facts)).collect();
         // Mutating policies come first: once they are done the request is
         // final, and the validating built-ins can judge it in one batch.
         let mutating = judging.iter().take_while(|p| p.mutating).count();
-        let mut batch: Option<Batch> = None;
-        for (index, policy) in judging.iter().enumerate() {
-            if index == mutating {
-                batch = Batch::run(&judging[mutating..], &self.batch_inputs, request.json(), &review.facts, inputs);
+        let mut step = Step { request, patch: Vec::new(), results: Vec::new() };
+        // Which policies ran that a later change should run again
+        // (`reinvocationPolicy: IfNeeded`), with the patch length then.
+        let mut reinvocable: Vec<(&Policy, usize)> = Vec::new();
+        for policy in &judging[..mutating] {
+            step.judge(policy, None, &review.facts, inputs, &self.cel_reads);
+            if policy.kubernetes.as_ref().is_some_and(|k| k.reinvokes()) {
+                reinvocable.push((policy, step.patch.len()));
             }
-            let started = Instant::now();
-            let decided = batch.as_ref().and_then(|b| b.output_of(&policy.name));
-            let Some(mut verdict) = policy.judge(&request, decided, &review.facts, inputs) else { continue };
-            if let Verdict::Pass { patch: ops, .. } = &mut verdict
-                && !ops.is_empty()
-            {
-                match apply_patch(request.json(), ops) {
-                    Ok(patched) => {
-                        request = CelRequest::new(patched, &self.cel_reads);
-                        patch.append(ops);
-                    }
-                    Err(cause) => verdict = Verdict::Failure { cause: FailureCause::BadPatch(cause) },
-                }
-            }
-            let shared = batch.as_ref().filter(|_| decided.is_some()).map(Batch::share).unwrap_or_default();
-            results.push(policy.result(verdict, started.elapsed() + shared));
         }
+        // Once, as the API server does: each such policy again if another
+        // changed the object after it ran.
+        for (policy, seen) in reinvocable {
+            if step.patch.len() > seen {
+                step.judge(policy, None, &review.facts, inputs, &self.cel_reads);
+            }
+        }
+        let validating = &judging[mutating..];
+        let batch = Batch::run(validating, &self.batch_inputs, step.request.json(), &review.facts, inputs);
+        for policy in validating {
+            step.judge(policy, batch.as_ref(), &review.facts, inputs, &self.cel_reads);
+        }
+        let Step { patch, results, .. } = step;
         Ok(TracedReview {
             response: combine(&review.facts.uid, &results, &patch),
             results,
             request: RequestSummary::from(&review.facts),
         })
+    }
+}
+
+/// A review under way: the request as patched so far, the patch, and
+/// each policy's result.
+struct Step<'r> {
+    request: CelRequest<'r>,
+    patch: Vec<Value>,
+    results: Vec<PolicyResult>,
+}
+
+impl<'r> Step<'r> {
+    /// Judges the request with `policy` (its decision from `batch` when it
+    /// ran there), applying its patch for the policies after it.
+    fn judge(
+        &mut self,
+        policy: &Policy,
+        batch: Option<&Batch>,
+        facts: &crate::review::RequestFacts,
+        inputs: &Inputs,
+        reads: &'r crate::cel::Reads,
+    ) {
+        let started = Instant::now();
+        let decided = batch.and_then(|b| b.output_of(&policy.name));
+        let Some(mut verdict) = policy.judge(&self.request, decided, facts, inputs) else { return };
+        if let Verdict::Pass { patch: ops, .. } = &mut verdict
+            && !ops.is_empty()
+        {
+            match apply_patch(self.request.json(), ops) {
+                Ok(patched) => {
+                    self.request = CelRequest::new(patched, reads);
+                    self.patch.append(ops);
+                }
+                Err(cause) => verdict = Verdict::Failure { cause: FailureCause::BadPatch(cause) },
+            }
+        }
+        let shared = batch.filter(|_| decided.is_some()).map(Batch::share).unwrap_or_default();
+        self.results.push(policy.result(verdict, started.elapsed() + shared));
     }
 }
 
