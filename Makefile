@@ -39,7 +39,7 @@ demo: build
 ## test: the whole suite (unit, real guest modules, CLI), and e2e where Go or KUBEBUILDER_ASSETS is present
 test: guests
 	$(CARGO) test --workspace
-	$(CARGO) run --quiet --bin egate -- test policies/
+	$(CARGO) run --quiet --bin egate -- test policies/ examples/kubernetes-policies/
 	@if command -v go >/dev/null 2>&1 || [ -n "$$KUBEBUILDER_ASSETS" ]; then \
 		$(MAKE) --no-print-directory e2e; \
 	else \
