@@ -307,7 +307,31 @@ fn register_for_everything(egate: &Egate, ns: &Namespace) {
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
          "metadata": {"name": "egate"}, "webhooks": [webhook("all.validate.egate.dev", "/validate")]}
     ]));
-    egate.await_called(ns);
+    await_both_webhooks(egate, ns);
+}
+
+/// Waits until a request in `ns` reaches egate through both webhook
+/// configurations: the API server takes each in on its own.
+fn await_both_webhooks(egate: &Egate, ns: &Namespace) {
+    static PROBE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let c = cluster();
+    poll("the API server to call egate through both webhooks", || {
+        let name = format!("probe-{}", PROBE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns.name}});
+        c.kubectl_with(
+            &c.kubectl_bin(),
+            "admin",
+            &["create", "--dry-run=server", "-f", "-"],
+            Some(&config.to_string()),
+        );
+        let log = egate.log();
+        let reached = |endpoint: &str| {
+            log.lines().any(|l| {
+                l.contains(&format!("\"name\":\"{name}\"")) && l.contains(&format!("\"endpoint\":\"{endpoint}\""))
+            })
+        };
+        reached("mutate") && reached("validate")
+    });
 }
 
 #[test]
@@ -323,6 +347,9 @@ fn kubernetes_admission_policies_agree_with_the_api_server() {
         let api = api_server_judges(&text);
         let egate = egate_judges(&text);
         for ((step, expected), (_, got)) in api.iter().zip(&egate) {
+            if std::env::var_os("EGATE_E2E_VERBOSE").is_some() {
+                eprintln!("{name}: {step}\n  API server: {expected}\n  egate:      {got}");
+            }
             if expected == got {
                 agree += 1;
             } else if let Some(why) = explained(&name, step) {
