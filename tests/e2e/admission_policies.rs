@@ -218,76 +218,135 @@ fn objects(text: &str) -> Value {
     Value::Array(egate_engine::yaml::documents::<Value>(text).unwrap())
 }
 
-/// The API server judges the sequence with the file's policies.
-fn api_server_judges(text: &str) -> Vec<(String, String)> {
-    let c = cluster();
-    let ns = Namespace::new("e2e-vap-api", &[("team", "shop")]);
-    // Params go to the namespace of the requests, as paramRef reads them.
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects(text)});
-    let guard = Installed { text: text.to_string(), namespace: ns.name.clone() };
-    let run = c.kubectl_with(
-        &c.kubectl_bin(),
-        "admin",
-        &["apply", "--server-side", "--force-conflicts", "--field-manager=egate-e2e", "-n", &ns.name, "-f", "-"],
-        Some(&list.to_string()),
-    );
-    assert!(run.ok, "the API server refused the corpus file:\n{}", run.stderr);
-    c.apply(&canary(&ns));
-    c.apply(&canary_params(&ns));
-    poll("the API server to take the policies in", || canaries(&ns) == (true, true));
-    let results = judge_sequence(&ns);
-    drop(guard);
-    poll("the API server to drop the policies", || canaries(&ns) == (false, false));
+/// One corpus file: its name, and its text with every binding narrowed to
+/// the namespaces labelled `vap-file: STEM`, so that all files can be
+/// installed at once and judge side by side, each in its own namespaces.
+struct CorpusFile {
+    name: String,
+    stem: String,
+    text: String,
+}
+
+impl CorpusFile {
+    fn read(path: &std::path::Path) -> Self {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let stem = name.trim_end_matches(".yaml").to_string();
+        let mut documents = egate_engine::yaml::documents::<Value>(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for document in &mut documents {
+            if document["kind"].as_str().is_some_and(|k| k.ends_with("AdmissionPolicyBinding")) {
+                let selector = &mut document["spec"]["matchResources"]["namespaceSelector"];
+                let expressions = &mut selector["matchExpressions"];
+                if expressions.is_null() {
+                    *expressions = json!([]);
+                }
+                expressions
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"key": "vap-file", "operator": "In", "values": [stem]}));
+            }
+        }
+        let text = documents.iter().map(|d| serde_json::to_string(d).unwrap()).collect::<Vec<_>>().join("\n---\n");
+        Self { name, stem, text }
+    }
+
+    /// A namespace of this file on `side` (`api` or `egate`).
+    fn namespace(&self, side: &str) -> Namespace {
+        Namespace::new(&format!("e2e-vap-{side}"), &[("team", "shop"), ("vap-file", &self.stem), ("vap-side", side)])
+    }
+}
+
+/// Runs the sequence in each namespace, a few at a time.
+fn judge_all(namespaces: &[Namespace]) -> Vec<Vec<(String, String)>> {
+    let mut results: Vec<Vec<(String, String)>> = vec![Vec::new(); namespaces.len()];
+    std::thread::scope(|scope| {
+        for (chunk, out) in namespaces.chunks(4).zip(results.chunks_mut(4)) {
+            let handles: Vec<_> = chunk.iter().map(|ns| scope.spawn(move || judge_sequence(ns))).collect();
+            for (handle, slot) in handles.into_iter().zip(out) {
+                *slot = handle.join().expect("a sequence ran");
+            }
+        }
+    });
     results
 }
 
-/// Removes the file's policies and the canary from the API server when
-/// dropped, pass or fail.
+/// The API server judges every file's sequence with all the files installed.
+fn api_server_judges(files: &[CorpusFile]) -> Vec<Vec<(String, String)>> {
+    let c = cluster();
+    let namespaces: Vec<Namespace> = files.iter().map(|f| f.namespace("api")).collect();
+    let canary_ns = Namespace::new("e2e-vap-canary", &[]);
+    let _guard = Installed {
+        files: files.iter().map(|f| f.text.clone()).zip(namespaces.iter().map(|n| n.name.clone())).collect(),
+    };
+    for (file, ns) in files.iter().zip(&namespaces) {
+        // Params go to the namespace of the requests, as paramRef reads them.
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": objects(&file.text)});
+        let args =
+            ["apply", "--server-side", "--force-conflicts", "--field-manager=egate-e2e", "-n", &ns.name, "-f", "-"];
+        let run = c.kubectl_with(&c.kubectl_bin(), "admin", &args, Some(&list.to_string()));
+        assert!(run.ok, "the API server refused {}:\n{}", file.name, run.stderr);
+    }
+    c.apply(&canary(&canary_ns));
+    c.apply(&canary_params(&canary_ns));
+    poll("the API server to take the policies in", || canaries(&canary_ns) == (true, true));
+    let results = judge_all(&namespaces);
+    drop(_guard);
+    poll("the API server to drop the policies", || canaries(&canary_ns) == (false, false));
+    results
+}
+
+/// Removes the files' policies and the canary from the API server when
+/// dropped, pass or fail: each file's text with the namespace of its params.
 struct Installed {
-    text: String,
-    namespace: String,
+    files: Vec<(String, String)>,
 }
 
 impl Drop for Installed {
     fn drop(&mut self) {
         let c = cluster();
-        let list = json!({"apiVersion": "v1", "kind": "List", "items": objects(&self.text)});
-        let args = ["delete", "--ignore-not-found", "-n", &self.namespace, "-f", "-"];
-        c.kubectl_with(&c.kubectl_bin(), "admin", &args, Some(&list.to_string()));
+        for (text, namespace) in &self.files {
+            let list = json!({"apiVersion": "v1", "kind": "List", "items": objects(text)});
+            let args = ["delete", "--ignore-not-found", "--wait=false", "-n", namespace, "-f", "-"];
+            c.kubectl_with(&c.kubectl_bin(), "admin", &args, Some(&list.to_string()));
+        }
         let kinds = "validatingadmissionpolicy,validatingadmissionpolicybinding,mutatingadmissionpolicy,mutatingadmissionpolicybinding";
         c.kubectl("admin", &["delete", kinds, "e2e-canary", "--ignore-not-found"]);
     }
 }
 
-/// egate judges the sequence with the same file, as a webhook for every
-/// resource of its namespace.
-fn egate_judges(text: &str) -> Vec<(String, String)> {
-    let ns = Namespace::new("e2e-vap-egate", &[("team", "shop")]);
-    let egate = Egate::start(&offline_text(text, &ns));
-    register_for_everything(&egate, &ns);
-    judge_sequence(&ns)
+/// One `egate serve` judges every file's sequence, with all the files in
+/// one set, as a webhook for every resource of the egate namespaces.
+fn egate_judges(files: &[CorpusFile]) -> Vec<Vec<(String, String)>> {
+    let namespaces: Vec<Namespace> = files.iter().map(|f| f.namespace("egate")).collect();
+    let text: Vec<String> = files.iter().zip(&namespaces).map(|(f, ns)| offline_text(f, ns)).collect();
+    let egate = Egate::start(&text.join("\n---\n"));
+    register_for_everything(&egate);
+    for ns in &namespaces {
+        await_both_webhooks(&egate, ns);
+    }
+    judge_all(&namespaces)
 }
 
-/// The file as egate reads it for `ns`: its params in that namespace (as
-/// `kubectl create -n` puts them), and the Namespace object whose labels a
+/// A file as egate reads it for `ns`: its params in that namespace (as
+/// `kubectl apply -n` puts them), and the Namespace object, whose labels a
 /// namespaceSelector reads.
-fn offline_text(text: &str, ns: &Namespace) -> String {
+fn offline_text(file: &CorpusFile, ns: &Namespace) -> String {
     let mut documents = Vec::new();
-    for mut object in egate_engine::yaml::documents::<Value>(text).unwrap() {
+    for mut object in egate_engine::yaml::documents::<Value>(&file.text).unwrap() {
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
         if !api_version.starts_with("admissionregistration.k8s.io/") && object["metadata"]["namespace"].is_null() {
             object["metadata"]["namespace"] = json!(ns.name);
         }
         documents.push(object);
     }
-    documents.push(json!({"apiVersion": "v1", "kind": "Namespace",
-                          "metadata": {"name": ns.name, "labels": {"team": "shop"}}}));
+    let labels = json!({"team": "shop", "vap-file": file.stem, "vap-side": "egate"});
+    documents.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name, "labels": labels}}));
     documents.iter().map(|d| serde_json::to_string(d).unwrap()).collect::<Vec<_>>().join("\n---\n")
 }
 
 /// Webhook configurations named `egate` (so dropping the server removes
-/// them) that send egate every request in `ns`.
-fn register_for_everything(egate: &Egate, ns: &Namespace) {
+/// them) that send egate every request in the namespaces labelled
+/// `vap-side: egate`.
+fn register_for_everything(egate: &Egate) {
     let ca = std::fs::read_to_string(cluster().path("EGATE_CA_CERT")).unwrap();
     let bundle = base64::engine::general_purpose::STANDARD.encode(ca);
     let webhook = |name: &str, path: &str| {
@@ -296,7 +355,7 @@ fn register_for_everything(egate: &Egate, ns: &Namespace) {
             "timeoutSeconds": 10,
             "clientConfig": {"url": format!("https://127.0.0.1:{}{path}", egate.port), "caBundle": bundle},
             "rules": [{"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["*"], "resources": ["*/*"]}],
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name}}
+            "namespaceSelector": {"matchLabels": {"vap-side": "egate"}}
         })
     };
     let mut mutating = webhook("all.mutate.egate.dev", "/mutate");
@@ -307,7 +366,6 @@ fn register_for_everything(egate: &Egate, ns: &Namespace) {
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
          "metadata": {"name": "egate"}, "webhooks": [webhook("all.validate.egate.dev", "/validate")]}
     ]));
-    await_both_webhooks(egate, ns);
 }
 
 /// Waits until a request in `ns` reaches egate through both webhook
@@ -340,19 +398,18 @@ fn kubernetes_admission_policies_agree_with_the_api_server() {
     let mut agree = 0;
     let mut differences: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut explained_count = 0;
-    let files = corpus();
-    for file in &files {
-        let name = file.file_name().unwrap().to_string_lossy().to_string();
-        let text = std::fs::read_to_string(file).unwrap();
-        let api = api_server_judges(&text);
-        let egate = egate_judges(&text);
-        for ((step, expected), (_, got)) in api.iter().zip(&egate) {
+    let files: Vec<CorpusFile> = corpus().iter().map(|p| CorpusFile::read(p)).collect();
+    let api = api_server_judges(&files);
+    let egate = egate_judges(&files);
+    for ((file, api), egate) in files.iter().zip(&api).zip(&egate) {
+        let name = &file.name;
+        for ((step, expected), (_, got)) in api.iter().zip(egate) {
             if std::env::var_os("EGATE_E2E_VERBOSE").is_some() {
                 eprintln!("{name}: {step}\n  API server: {expected}\n  egate:      {got}");
             }
             if expected == got {
                 agree += 1;
-            } else if let Some(why) = explained(&name, step) {
+            } else if let Some(why) = explained(name, step) {
                 explained_count += 1;
                 eprintln!("{name}: {step}: differs as documented ({why})");
             } else {
