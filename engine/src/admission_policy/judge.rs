@@ -444,7 +444,10 @@ impl BoundPolicy {
 fn mutated(patch_type: PatchType, object: &Json, built: &Json) -> Result<Json, String> {
     match patch_type {
         PatchType::ApplyConfiguration => {
-            super::merge::apply_configuration(object, built).map_err(|e| format!("error applying patch: {e}"))
+            let api_version = object["apiVersion"].as_str().unwrap_or("v1");
+            let kind = object["kind"].as_str().unwrap_or_default();
+            super::apply::apply_configuration(api_version, kind, object, built)
+                .map_err(|e| format!("error applying patch: {e}"))
         }
         PatchType::JsonPatch => {
             let patch: json_patch::Patch = serde_json::from_value(built.clone())

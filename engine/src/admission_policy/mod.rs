@@ -31,10 +31,9 @@
 //! and compiles the CEL; [`BoundPolicy::judge`] decides one request.
 //! What egate does not support is refused at load, naming the field.
 
+mod apply;
 mod constraints;
 mod judge;
-mod merge;
-mod merge_schema;
 pub mod types;
 
 use std::collections::BTreeMap;
