@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwapOption;
-use egate_engine::manifest::{ModuleSource, read_manifests};
+use egate_engine::admission_policy::{Document, parse_documents};
+use egate_engine::manifest::ModuleSource;
 use egate_engine::{PolicySet, Sandbox};
 
 use super::metrics::Metrics;
@@ -117,7 +118,14 @@ impl Policies {
         let mut files = manifests.clone();
         for manifest_path in manifests {
             let dir = manifest_path.parent().unwrap_or(Path::new("."));
-            for manifest in read_manifests(manifest_path).unwrap_or_default() {
+            // A file may hold Kubernetes policies too: only egate's name modules.
+            let text = std::fs::read_to_string(manifest_path).unwrap_or_default();
+            let documents = parse_documents(&text).unwrap_or_default();
+            let manifests = documents.iter().filter_map(|d| match d {
+                Document::Egate(manifest) => Some(manifest),
+                _ => None,
+            });
+            for manifest in manifests {
                 if let Some(ModuleSource::File(module)) = manifest.module_source(dir)
                     && !files.contains(&module)
                 {
