@@ -56,23 +56,22 @@ pub(super) fn compile(
     documents: &[Placed],
     namespaces: &Arc<BTreeMap<String, Json>>,
 ) -> Result<Compiled, LoadError> {
+    // Both kinds of policy have these fields, in specs of their own types.
+    macro_rules! common {
+        ($policy:expr) => {
+            Common {
+                name: &$policy.metadata.name,
+                param_kind: $policy.spec.param_kind.as_ref(),
+                constraints: &$policy.spec.match_constraints,
+                conditions: &$policy.spec.match_conditions,
+                variables: &$policy.spec.variables,
+                failure_policy: $policy.spec.failure_policy,
+            }
+        };
+    }
     let common = match &policy.document {
-        Document::ValidatingPolicy(p) => Common {
-            name: &p.metadata.name,
-            param_kind: p.spec.param_kind.as_ref(),
-            constraints: &p.spec.match_constraints,
-            conditions: &p.spec.match_conditions,
-            variables: &p.spec.variables,
-            failure_policy: p.spec.failure_policy,
-        },
-        Document::MutatingPolicy(p) => Common {
-            name: &p.metadata.name,
-            param_kind: p.spec.param_kind.as_ref(),
-            constraints: &p.spec.match_constraints,
-            conditions: &p.spec.match_conditions,
-            variables: &p.spec.variables,
-            failure_policy: p.spec.failure_policy,
-        },
+        Document::ValidatingPolicy(p) => common!(p),
+        Document::MutatingPolicy(p) => common!(p),
         _ => unreachable!("bind passes policies only"),
     };
     let (flavour, binding_name, param_ref, match_resources, actions) = match binding {
