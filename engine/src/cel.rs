@@ -18,6 +18,8 @@ use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use kube_cel::KubeCelExt;
+
+use crate::review::ObjectIndex;
 use kube_cel::cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr, LiteralValue, MapEntryExpr, MapExpr};
 use kube_cel::cel::context::VariableResolver;
 use kube_cel::cel::objects::{Key, Map};
@@ -198,6 +200,11 @@ impl Projection {
             _ if self.count => *self = Self::whole(),
             Some((first, rest)) => self.fields.entry(first.clone()).or_default().add(rest, end),
         }
+    }
+
+    /// Whether it selects fields (rather than the whole, or a size).
+    fn selects(&self) -> bool {
+        !self.whole && !self.count
     }
 
     fn field(&self, name: &str) -> Option<&Projection> {
@@ -480,6 +487,8 @@ pub struct CelRequest<'r> {
     object: OnceLock<Option<Value>>,
     old_object: OnceLock<Option<Value>>,
     fields: OnceLock<Option<Value>>,
+    /// `object`'s members and its `spec`'s, when the validating pass found them.
+    index: Option<&'r ObjectIndex<'r>>,
 }
 
 impl<'r> CelRequest<'r> {
@@ -493,6 +502,7 @@ impl<'r> CelRequest<'r> {
             object: OnceLock::new(),
             old_object: OnceLock::new(),
             fields: OnceLock::new(),
+            index: None,
         }
     }
 
@@ -502,9 +512,11 @@ impl<'r> CelRequest<'r> {
         request: &'r str,
         object: Option<&'r str>,
         old_object: Option<&'r str>,
+        index: Option<&'r ObjectIndex<'r>>,
         reads: &'r Reads,
     ) -> Self {
-        let this = Self::new(request, reads);
+        let mut this = Self::new(request, reads);
+        this.index = index;
         let range = |part: &str| egate_json::range_of(request.as_bytes(), part.as_bytes());
         let _ = this.objects.set([object.map(range), old_object.map(range)]);
         this
@@ -538,6 +550,9 @@ impl<'r> CelRequest<'r> {
         let cell = if old { &self.old_object } else { &self.object };
         cell.get_or_init(|| {
             let projection = if old { &self.reads.old_object } else { &self.reads.object };
+            if let Some(index) = self.index.filter(|_| !old && projection.selects()) {
+                return indexed(index, projection);
+            }
             match self.object_json(old) {
                 Some(raw) => cel_from_json(raw, projection),
                 None => Some(Value::Null),
@@ -562,6 +577,32 @@ impl<'r> CelRequest<'r> {
             })
             .clone()
     }
+}
+
+/// The selected fields of an object from its index: no member is skipped
+/// again, `spec`'s included.
+fn indexed(index: &ObjectIndex, projection: &Projection) -> Option<Value> {
+    let mut entries: HashMap<Key, Value> = HashMap::with_capacity(projection.fields.len());
+    for (name, text) in &index.members {
+        let Some(field) = projection.field(name) else { continue };
+        let value = match (&index.spec, name.as_ref()) {
+            (Some(spec), "spec") if field.selects() => selected(spec, field)?,
+            _ => cel_from_json(text.as_bytes(), field)?,
+        };
+        entries.insert(Key::String(Arc::new(name.to_string())), value);
+    }
+    Some(Value::Map(Map { map: Arc::new(entries) }))
+}
+
+/// The selected members of an object, each converted from its text.
+fn selected(members: &[(Cow<str>, &str)], projection: &Projection) -> Option<Value> {
+    let mut entries: HashMap<Key, Value> = HashMap::with_capacity(projection.fields.len());
+    for (name, text) in members {
+        if let Some(field) = projection.field(name) {
+            entries.insert(Key::String(Arc::new(name.to_string())), cel_from_json(text.as_bytes(), field)?);
+        }
+    }
+    Some(Value::Map(Map { map: Arc::new(entries) }))
 }
 
 /// JSON text to a CEL value without an intermediate `serde_json::Value`,

@@ -95,9 +95,146 @@ struct RequestIn<'a> {
     #[serde(borrow, default)]
     user_info: Option<UserInfo<'a>>,
     #[serde(borrow, default)]
-    object: Option<&'a RawValue>,
+    object: Option<ObjectIn<'a>>,
     #[serde(borrow, default)]
-    old_object: Option<&'a RawValue>,
+    old_object: Option<ObjectIn<'a>>,
+}
+
+/// The members of an object, each with its JSON text, in order.
+pub type Members<'a> = Vec<(Cow<'a, str>, &'a str)>;
+
+/// `object` or `oldObject` as the validating pass read it: its members, and
+/// those of its `spec`, so that CEL walks straight to what it reads without
+/// skipping the rest once more.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectIndex<'a> {
+    /// The object's members (`spec`'s text among them).
+    pub members: Members<'a>,
+    /// The members of its `spec`, when it is an object.
+    pub spec: Option<Members<'a>>,
+}
+
+/// What the validating pass makes of `object`.
+#[derive(Debug)]
+enum ObjectIn<'a> {
+    /// `null`.
+    Null,
+    /// An object: its members, and `spec`'s when `spec` is an object (its
+    /// text, empty in `members` until [`ObjectIn::finish`] finds it).
+    Object { members: Members<'a>, spec: Option<(usize, Members<'a>)> },
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ObjectIn<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ObjectVisitor { nested: true })
+    }
+}
+
+/// Reads an object's members; `nested`: `spec`'s members too.
+struct ObjectVisitor {
+    nested: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
+    type Value = ObjectIn<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object or null")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(ObjectIn::Null)
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut members = Vec::new();
+        let mut spec = None;
+        while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
+            if self.nested && key == "spec" && spec.is_none() {
+                if let ObjectIn::Object { members: inner, .. } = map.next_value_seed(NestedSeed)? {
+                    spec = Some((members.len(), inner));
+                    members.push((key, ""));
+                    continue;
+                }
+                // `spec: null`.
+                members.push((key, "null"));
+            } else {
+                members.push((key, map.next_value::<&'de RawValue>()?.get()));
+            }
+        }
+        Ok(ObjectIn::Object { members, spec })
+    }
+}
+
+/// `spec`, read as an object one level deep.
+struct NestedSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for NestedSeed {
+    type Value = ObjectIn<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(ObjectVisitor { nested: false })
+    }
+}
+
+impl<'a> ObjectIn<'a> {
+    /// The object's text in `text` (what the request was read from), and
+    /// its index when its text and `spec`'s can be found from where their
+    /// members are (not when a first key is escaped, or an object empty).
+    fn finish(
+        self,
+        text: &'a str,
+        fallback: impl Fn() -> Option<&'a str>,
+    ) -> (Option<&'a str>, Option<ObjectIndex<'a>>) {
+        match self {
+            ObjectIn::Null => (Some("null"), None),
+            ObjectIn::Object { mut members, spec } => {
+                // A second `spec` (which JSON allows) wins when read again:
+                // the index would hold the first.
+                if members.iter().filter(|(name, _)| name == "spec").count() > 1 {
+                    return (fallback(), None);
+                }
+                let spec = match spec {
+                    Some((at, inner)) => match span(text, &inner) {
+                        Some(spec_text) => {
+                            members[at].1 = spec_text;
+                            Some(inner)
+                        }
+                        None => return (fallback(), None),
+                    },
+                    None => None,
+                };
+                match span(text, &members) {
+                    Some(object) => (Some(object), Some(ObjectIndex { members, spec })),
+                    None => (fallback(), None),
+                }
+            }
+        }
+    }
+}
+
+/// The text of the object whose members are `members`, found in `text`:
+/// from the brace before the first key to the brace after the last value.
+fn span<'a>(text: &'a str, members: &Members<'a>) -> Option<&'a str> {
+    let (Cow::Borrowed(first_key), _) = members.first()? else { return None };
+    let (_, last) = members.last()?;
+    let bytes = text.as_bytes();
+    let base = text.as_ptr() as usize;
+    let key_at = (first_key.as_ptr() as usize).checked_sub(base)?;
+    let mut start = key_at.checked_sub(1).filter(|&quote| bytes.get(quote) == Some(&b'"'))?;
+    loop {
+        start = start.checked_sub(1)?;
+        match bytes[start] {
+            b' ' | b'\n' | b'\r' | b'\t' => {}
+            b'{' => break,
+            _ => return None,
+        }
+    }
+    let mut end = (last.as_ptr() as usize).checked_sub(base)? + last.len();
+    while matches!(bytes.get(end)?, b' ' | b'\n' | b'\r' | b'\t') {
+        end += 1;
+    }
+    (bytes.get(end)? == &b'}').then(|| &text[start..=end])
 }
 
 /// What matching needs to know of a request. `object` and `oldObject`
@@ -122,6 +259,8 @@ pub struct RequestFacts<'a> {
     pub object: Option<&'a str>,
     /// The object before the request (JSON text).
     pub old_object: Option<&'a str>,
+    /// `object`'s members and its `spec`'s, as the validating pass found them.
+    pub object_index: Option<ObjectIndex<'a>>,
     resource_path: OnceLock<String>,
     labels: OnceLock<Option<BTreeMap<String, String>>>,
 }
@@ -220,6 +359,15 @@ impl<'a> Review<'a> {
         let operation = request_in.operation.ok_or_else(|| missing("request.operation"))?;
         let request = request_text(text, review.request_is_last)
             .ok_or_else(|| ReviewError::InvalidRequest("request is not a JSON object".into()))?;
+        // Found again by a skip only when the validating pass could not place them.
+        let member = |name: &'static str| {
+            move || egate_json::member(request.as_bytes(), name).and_then(|m| std::str::from_utf8(m).ok())
+        };
+        let (object, object_index) = match request_in.object {
+            Some(object) => object.finish(text, member("object")),
+            None => (None, None),
+        };
+        let old_object = request_in.old_object.and_then(|old| old.finish(text, member("oldObject")).0);
         let facts = RequestFacts {
             uid: request_in.uid,
             resource,
@@ -228,8 +376,9 @@ impl<'a> Review<'a> {
             namespace: request_in.namespace,
             name: request_in.name,
             user_info: request_in.user_info.unwrap_or_default(),
-            object: request_in.object.map(RawValue::get),
-            old_object: request_in.old_object.map(RawValue::get),
+            object,
+            old_object,
+            object_index,
             ..RequestFacts::default()
         };
         Ok(Self { facts, request })
@@ -361,6 +510,46 @@ mod tests {
             assert_eq!(parsed.request, request, "{review}");
             assert_eq!(parsed.facts.object, Some(r#"{"a":"}"}"#));
         }
+    }
+
+    #[test]
+    fn objects_are_indexed_in_the_validating_pass_or_found_again() {
+        let review = |object: &str| {
+            format!(
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","resource":{{"resource":"pods"}},"operation":"UPDATE","object": {object} ,"oldObject":null}}}}"#
+            )
+        };
+        let cases = [
+            (
+                r#"{ "metadata": {"name": "a"},
+                  "spec" : { "x": [1, {"y": "}"}] ,"z":2 } }"#,
+                true,
+            ),
+            (r#"{"spec":{},"status":{}}"#, false),
+            (r#"{"sp\u0065c":{"a":1}}"#, false),
+            (r#"{"m":1,"spec":{"\u0061":1}}"#, false),
+            (r#"{"spec":{"a":1},"spec":{"a":2}}"#, false),
+            (r#"{"spec":null,"a":"b"}"#, true),
+            (r#"{}"#, false),
+        ];
+        for (object, indexed) in cases {
+            let text = review(object);
+            let parsed = Review::parse(text.as_bytes()).unwrap();
+            assert_eq!(parsed.facts.object, Some(object), "{object}");
+            assert_eq!(parsed.facts.old_object, None, "null, as an absent object");
+            let index = parsed.facts.object_index.as_ref();
+            assert_eq!(index.is_some(), indexed, "{object}");
+            if let Some(index) = index {
+                let again: Vec<(String, String)> = egate_json::members(object.as_bytes())
+                    .unwrap()
+                    .map(|(k, v)| (k.name().unwrap().into_owned(), std::str::from_utf8(v).unwrap().to_string()))
+                    .collect();
+                let found: Vec<(String, String)> =
+                    index.members.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                assert_eq!(found, again, "{object}");
+            }
+        }
+        assert!(Review::parse(review("5").as_bytes()).is_err(), "an object or null");
     }
 
     #[test]

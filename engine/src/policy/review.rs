@@ -106,8 +106,13 @@ impl PolicySet {
     /// its `failurePolicy`, saying what is missing).
     pub fn review_traced_with(&self, review: &[u8], mode: Mode, inputs: &Inputs) -> Result<TracedReview, ReviewError> {
         let review = Review::parse(review)?;
-        let request =
-            CelRequest::with_objects(review.request, review.facts.object, review.facts.old_object, &self.cel_reads);
+        let request = CelRequest::with_objects(
+            review.request,
+            review.facts.object,
+            review.facts.old_object,
+            review.facts.object_index.as_ref(),
+            &self.cel_reads,
+        );
         let judging: Vec<&Policy> =
             self.policies.iter().filter(|p| mode.runs(p) && p.matcher.judges(&review.facts)).collect();
         // Mutating policies come first: once they are done the request is
