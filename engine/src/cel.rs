@@ -487,8 +487,9 @@ pub struct CelRequest<'r> {
     object: OnceLock<Option<Value>>,
     old_object: OnceLock<Option<Value>>,
     fields: OnceLock<Option<Value>>,
-    /// `object`'s members and its `spec`'s, when the validating pass found them.
-    index: Option<&'r ObjectIndex<'r>>,
+    /// The members of `object` and `oldObject`, and of their `spec`s, when
+    /// the validating pass found them.
+    indexes: [Option<&'r ObjectIndex<'r>>; 2],
 }
 
 impl<'r> CelRequest<'r> {
@@ -502,7 +503,7 @@ impl<'r> CelRequest<'r> {
             object: OnceLock::new(),
             old_object: OnceLock::new(),
             fields: OnceLock::new(),
-            index: None,
+            indexes: [None, None],
         }
     }
 
@@ -512,11 +513,11 @@ impl<'r> CelRequest<'r> {
         request: &'r str,
         object: Option<&'r str>,
         old_object: Option<&'r str>,
-        index: Option<&'r ObjectIndex<'r>>,
+        indexes: [Option<&'r ObjectIndex<'r>>; 2],
         reads: &'r Reads,
     ) -> Self {
         let mut this = Self::new(request, reads);
-        this.index = index;
+        this.indexes = indexes;
         let range = |part: &str| egate_json::range_of(request.as_bytes(), part.as_bytes());
         let _ = this.objects.set([object.map(range), old_object.map(range)]);
         this
@@ -550,8 +551,8 @@ impl<'r> CelRequest<'r> {
         let cell = if old { &self.old_object } else { &self.object };
         cell.get_or_init(|| {
             let projection = if old { &self.reads.old_object } else { &self.reads.object };
-            if let Some(index) = self.index.filter(|_| !old && projection.selects()) {
-                return indexed(index, projection);
+            if let Some(index) = self.indexes[usize::from(old)].filter(|_| projection.selects()) {
+                return selected(&index.members, index.spec.as_deref(), projection);
             }
             match self.object_json(old) {
                 Some(raw) => cel_from_json(raw, projection),
@@ -579,28 +580,18 @@ impl<'r> CelRequest<'r> {
     }
 }
 
-/// The selected fields of an object from its index: no member is skipped
-/// again, `spec`'s included.
-fn indexed(index: &ObjectIndex, projection: &Projection) -> Option<Value> {
-    let mut entries: HashMap<Key, Value> = HashMap::with_capacity(projection.fields.len());
-    for (name, text) in &index.members {
-        let Some(field) = projection.field(name) else { continue };
-        let value = match (&index.spec, name.as_ref()) {
-            (Some(spec), "spec") if field.selects() => selected(spec, field)?,
-            _ => cel_from_json(text.as_bytes(), field)?,
-        };
-        entries.insert(Key::String(Arc::new(name.to_string())), value);
-    }
-    Some(Value::Map(Map { map: Arc::new(entries) }))
-}
-
-/// The selected members of an object, each converted from its text.
-fn selected(members: &[(Cow<str>, &str)], projection: &Projection) -> Option<Value> {
+/// The selected members of an object whose members the validating pass
+/// found (`spec`: its `spec`'s members too), each converted from its text:
+/// nothing is skipped again.
+fn selected(members: &[(Cow<str>, &str)], spec: Option<&[(Cow<str>, &str)]>, projection: &Projection) -> Option<Value> {
     let mut entries: HashMap<Key, Value> = HashMap::with_capacity(projection.fields.len());
     for (name, text) in members {
-        if let Some(field) = projection.field(name) {
-            entries.insert(Key::String(Arc::new(name.to_string())), cel_from_json(text.as_bytes(), field)?);
-        }
+        let Some(field) = projection.field(name) else { continue };
+        let value = match spec.filter(|_| name == "spec" && field.selects()) {
+            Some(spec) => selected(spec, None, field)?,
+            None => cel_from_json(text.as_bytes(), field)?,
+        };
+        entries.insert(Key::String(Arc::new(name.to_string())), value);
     }
     Some(Value::Map(Map { map: Arc::new(entries) }))
 }

@@ -261,6 +261,8 @@ pub struct RequestFacts<'a> {
     pub old_object: Option<&'a str>,
     /// `object`'s members and its `spec`'s, as the validating pass found them.
     pub object_index: Option<ObjectIndex<'a>>,
+    /// The same of `oldObject`.
+    pub old_object_index: Option<ObjectIndex<'a>>,
     resource_path: OnceLock<String>,
     labels: OnceLock<Option<BTreeMap<String, String>>>,
 }
@@ -367,7 +369,10 @@ impl<'a> Review<'a> {
             Some(object) => object.finish(text, member("object")),
             None => (None, None),
         };
-        let old_object = request_in.old_object.and_then(|old| old.finish(text, member("oldObject")).0);
+        let (old_object, old_object_index) = match request_in.old_object {
+            Some(old) => old.finish(text, member("oldObject")),
+            None => (None, None),
+        };
         let facts = RequestFacts {
             uid: request_in.uid,
             resource,
@@ -379,6 +384,7 @@ impl<'a> Review<'a> {
             object,
             old_object,
             object_index,
+            old_object_index,
             ..RequestFacts::default()
         };
         Ok(Self { facts, request })

@@ -239,7 +239,7 @@ fn params_of(kind: Option<&ParamKind>, reference: Option<&ParamRef>, documents: 
 
 /// The outcome of one binding: what the API server would do with it.
 #[derive(Debug, Default)]
-pub struct Judged {
+struct Judged {
     denial: Option<(String, u16)>,
     warnings: Vec<String>,
     failures: Vec<Json>,

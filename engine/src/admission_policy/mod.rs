@@ -51,8 +51,6 @@ use types::{
     ReinvocationPolicy, ValidatingBinding, ValidatingPolicy, ValidationAction,
 };
 
-pub use judge::Judged;
-
 /// One document of a policy file.
 #[derive(Debug, Clone)]
 pub enum Document {

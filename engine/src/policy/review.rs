@@ -110,7 +110,7 @@ impl PolicySet {
             review.request,
             review.facts.object,
             review.facts.old_object,
-            review.facts.object_index.as_ref(),
+            [review.facts.object_index.as_ref(), review.facts.old_object_index.as_ref()],
             &self.cel_reads,
         );
         let judging: Vec<&Policy> =
