@@ -19,6 +19,8 @@ use std::sync::{Arc, OnceLock};
 
 use kube_cel::KubeCelExt;
 
+pub mod cost;
+
 use crate::review::ObjectIndex;
 use kube_cel::cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr, LiteralValue, MapEntryExpr, MapExpr};
 use kube_cel::cel::context::VariableResolver;
@@ -82,6 +84,8 @@ pub struct CelExpression {
     source: String,
     expression: Expression,
     reads: Reads,
+    /// The cost of the nodes that run every time it is evaluated (see [`cost`]).
+    once: u64,
 }
 
 impl CelExpression {
@@ -111,7 +115,8 @@ impl CelExpression {
         }
         let mut reads = Reads::default();
         reads.record(&expression.expr);
-        Ok(Self { source: source.to_string(), expression, reads })
+        let once = cost::instrument(&mut expression.expr);
+        Ok(Self { source: source.to_string(), expression, reads, once })
     }
 
     /// What the expression reads of `object` and `oldObject`.
@@ -124,11 +129,17 @@ impl CelExpression {
         &self.source
     }
 
-    /// Evaluates against one request's variables.
+    /// Evaluates against one request's variables, within the API server's
+    /// cost limit of one evaluation ([`cost::PER_CALL_LIMIT`]): past it, the
+    /// error is [`cost::LIMIT_EXCEEDED`].
     pub fn evaluate(&self, input: &dyn VariableResolver) -> Result<Value, String> {
         let mut scope = root_context().new_inner_scope();
         scope.set_variable_resolver(input);
-        scope.resolve(&self.expression).map_err(|e| e.to_string())
+        let (result, exceeded) = cost::metered(self.once, || scope.resolve(&self.expression));
+        if exceeded {
+            return Err(cost::LIMIT_EXCEEDED.to_string());
+        }
+        result.map_err(|e| e.to_string())
     }
 
     /// Evaluates an expression that must yield a bool.
@@ -310,6 +321,7 @@ fn root_context() -> &'static Context<'static> {
         // CEL's `type(x) == string`, which the cel crate lacks: a type is
         // read as its name (see `Bindings::resolve` for the names themselves).
         context.add_function("type", |value: Value| -> Arc<String> { Arc::new(cel_type_name(&value).to_string()) });
+        cost::register(&mut context);
         context
     })
 }

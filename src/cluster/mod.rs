@@ -9,6 +9,7 @@ pub mod crd;
 pub mod grant_watch;
 pub mod grants;
 pub mod lease;
+pub mod objects;
 pub mod policies;
 pub mod report;
 pub mod scan;

@@ -84,6 +84,13 @@ pub struct ServeArgs {
     /// its failurePolicy, saying so).
     #[arg(long, value_enum, value_name = "SOURCE")]
     grants_from: Option<GrantsFrom>,
+    /// Where the Kubernetes admission policies of --policies
+    /// (ValidatingAdmissionPolicy, MutatingAdmissionPolicy) find their
+    /// params and Namespaces: `files` (the objects in the policy files) or
+    /// `cluster`: the files' objects first, then the cluster's, each
+    /// paramKind and Namespaces watched through the API server.
+    #[arg(long, value_enum, default_value_t = ParamsFrom::Files, value_name = "SOURCE")]
+    params_from: ParamsFrom,
     /// The longest `spec.duration` egate's webhook lets a DebugGrant have.
     #[arg(long, default_value = "4h", value_name = "DURATION", value_parser = parse_duration)]
     max_grant_duration: Duration,
@@ -134,6 +141,12 @@ pub struct ServeArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum PoliciesFrom {
+    Files,
+    Cluster,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ParamsFrom {
     Files,
     Cluster,
 }
@@ -243,6 +256,7 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
         let interval = args.watch_interval;
         let from_cluster = matches!(source, PolicySource::Cluster);
         let grants = grants.clone();
+        let params_from_cluster = args.params_from == ParamsFrom::Cluster;
         let scan = (args.scan_interval > Duration::ZERO).then(|| crate::cluster::background::ScanOptions {
             interval: args.scan_interval,
             lease_namespace: args
@@ -253,6 +267,10 @@ async fn serve(args: &ServeArgs, workers: usize) -> Result<ExitCode> {
             lease_duration: args.lease_duration,
         });
         async move {
+            if params_from_cluster && let Err(error) = start_params(&policies).await {
+                let _ = fatal_tx.send(error).await;
+                return;
+            }
             let started = if from_cluster {
                 start_from_cluster(policies, metrics, scan, grants).await
             } else if grants.from_cluster {
@@ -340,6 +358,19 @@ async fn start_from_cluster(
     if let Some(options) = scan {
         crate::cluster::background::start(client, policies, options, rescan);
     }
+    Ok(())
+}
+
+/// Connects to the API server and watches the Namespaces, and from then on
+/// each paramKind a loaded set names (`--params-from cluster`).
+async fn start_params(policies: &Policies) -> Result<()> {
+    let client = kube::Client::try_default().await.context(
+        "cannot reach the Kubernetes API server for --params-from cluster: run egate in a pod with its service \
+         account, or set KUBECONFIG",
+    )?;
+    let objects = crate::cluster::objects::ClusterObjectStore::start(client).await?;
+    egate_engine::admission_policy::install_cluster_objects(objects.clone());
+    policies.read_params_from(objects);
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use egate_engine::{PolicySet, Sandbox};
 
 use super::metrics::Metrics;
 use super::watch::{ChangeDetector, Fingerprint};
+use crate::cluster::objects::ClusterObjectStore;
 
 /// The built-in default set (`policies/default.yaml`), compiled in so a
 /// binary copied alone serves it. Its modules are all `builtin:`.
@@ -54,12 +55,27 @@ pub struct Policies {
     metrics: Arc<Metrics>,
     /// One reload at a time, so an older load can never land after a newer one.
     reloading: tokio::sync::Mutex<()>,
+    /// With `--params-from cluster`: the kinds each set names are watched
+    /// and listed before it serves.
+    params: std::sync::OnceLock<Arc<ClusterObjectStore>>,
 }
 
 impl Policies {
     /// Nothing loaded yet: `current()` is `None` until [`Policies::reload`] succeeds.
     pub fn new(source: PolicySource, sandbox: Sandbox, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Self { current: ArcSwapOption::empty(), source, sandbox, metrics, reloading: Default::default() })
+        Arc::new(Self {
+            current: ArcSwapOption::empty(),
+            source,
+            sandbox,
+            metrics,
+            reloading: Default::default(),
+            params: Default::default(),
+        })
+    }
+
+    /// From now on, the params of each set loaded are read from `objects`.
+    pub fn read_params_from(&self, objects: Arc<ClusterObjectStore>) {
+        let _ = self.params.set(objects);
     }
 
     /// The sandbox sets are loaded in.
@@ -98,6 +114,9 @@ impl Policies {
             .and_then(|result| result);
         match loaded {
             Ok(set) => {
+                if let Some(objects) = self.params.get() {
+                    objects.watch(&set.param_kinds()).await;
+                }
                 self.install(set, why, started);
                 Ok(())
             }

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
+use super::objects::Objects;
 use super::types::{MatchResources, NamedRule};
 use crate::manifest::LabelSelector;
 use crate::matching::selector_holds;
@@ -52,7 +53,7 @@ impl Constraints {
     pub(super) fn matches(
         &self,
         facts: &RequestFacts,
-        namespaces: &BTreeMap<String, Json>,
+        namespaces: &Objects,
         empty_rules_match: bool,
     ) -> Result<bool, String> {
         let ruled = (self.rules.is_empty() && empty_rules_match) || self.rules.iter().any(|r| rule_matches(r, facts));
@@ -122,11 +123,7 @@ fn object_labels(facts: &RequestFacts) -> Vec<BTreeMap<String, String>> {
 
 /// The namespace's labels against the selector; a Namespace request is
 /// matched on its own labels, another cluster-scoped request always is.
-fn namespace_matches(
-    selector: &LabelSelector,
-    facts: &RequestFacts,
-    namespaces: &BTreeMap<String, Json>,
-) -> Result<bool, String> {
+fn namespace_matches(selector: &LabelSelector, facts: &RequestFacts, namespaces: &Objects) -> Result<bool, String> {
     if facts.resource.group.is_empty() && facts.resource.resource == "namespaces" {
         return Ok(object_labels(facts).iter().any(|labels| selector_holds(selector, labels)));
     }
@@ -139,19 +136,19 @@ fn namespace_matches(
         None if only_name => {
             Ok(selector_holds(selector, &BTreeMap::from([(NAME_LABEL.to_string(), namespace.to_string())])))
         }
+        None if namespaces.reads_cluster() => Err(format!(
+            "its namespaceSelector reads the labels of namespace {namespace:?}, which is not in the cluster"
+        )),
         None => Err(format!(
             "its namespaceSelector reads the labels of namespace {namespace:?}, which egate does not know: add the \
-             v1 Namespace object {namespace:?} to the policy files"
+             v1 Namespace object {namespace:?} to the policy files, or serve with --params-from cluster"
         )),
     }
 }
 
 /// The labels of a namespace egate knows, with the name label.
-pub(super) fn namespace_labels(
-    namespace: &str,
-    namespaces: &BTreeMap<String, Json>,
-) -> Option<BTreeMap<String, String>> {
-    let object = namespaces.get(namespace)?;
+pub(super) fn namespace_labels(namespace: &str, namespaces: &Objects) -> Option<BTreeMap<String, String>> {
+    let object = namespaces.namespace(namespace)?;
     let mut labels: BTreeMap<String, String> =
         serde_json::from_value(object.pointer("/metadata/labels").cloned().unwrap_or(Json::Object(Default::default())))
             .unwrap_or_default();

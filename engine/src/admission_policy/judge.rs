@@ -13,10 +13,12 @@ use kube_cel::cel::context::VariableResolver;
 use serde_json::{Value as Json, json};
 
 use super::constraints::{Constraints, namespace_labels};
+use super::objects::{Kind, Objects};
 use super::types::{
     FailurePolicy, MatchResources, ParamKind, ParamRef, ParameterNotFoundAction, PatchType, ValidationAction,
 };
 use super::{BoundPolicy, CompiledValidation, Document, Flavour, Params, Placed, compile_named, environment};
+use crate::cel::cost::{self, Budget};
 use crate::cel::{Bindings, CelExpression, CelRequest, Reads, params_value, to_json};
 use crate::decision::Verdict;
 use crate::error::LoadError;
@@ -50,12 +52,7 @@ struct Common<'a> {
 }
 
 /// Compiles `binding` of `policy`; the error names the object and field.
-pub(super) fn compile(
-    policy: &Placed,
-    binding: &Document,
-    documents: &[Placed],
-    namespaces: &Arc<BTreeMap<String, Json>>,
-) -> Result<Compiled, LoadError> {
+pub(super) fn compile(policy: &Placed, binding: &Document, objects: &Arc<Objects>) -> Result<Compiled, LoadError> {
     // Both kinds of policy have these fields, in specs of their own types.
     macro_rules! common {
         ($policy:expr) => {
@@ -172,7 +169,7 @@ pub(super) fn compile(
         }
         _ => unreachable!(),
     }
-    let params = params_of(common.param_kind, param_ref, documents).map_err(invalid)?;
+    let params = params_of(common.param_kind, param_ref).map_err(invalid)?;
     let mut bound = BoundPolicy {
         flavour,
         policy: common.name.to_string(),
@@ -188,7 +185,7 @@ pub(super) fn compile(
         failure_policy: common.failure_policy.unwrap_or(FailurePolicy::Fail),
         actions,
         params,
-        namespaces: namespaces.clone(),
+        objects: objects.clone(),
         reinvoke,
         reads: Reads::default(),
     };
@@ -221,20 +218,15 @@ fn check_actions(flavour: Flavour, actions: &[ValidationAction]) -> Result<(), S
     Ok(())
 }
 
-/// The params a binding selects from the objects in the files.
-fn params_of(kind: Option<&ParamKind>, reference: Option<&ParamRef>, documents: &[Placed]) -> Result<Params, String> {
+/// How a binding selects its params.
+fn params_of(kind: Option<&ParamKind>, reference: Option<&ParamRef>) -> Result<Params, String> {
     let Some(kind) = kind else { return Ok(Params::None) };
     let Some(reference) = reference else { return Ok(Params::Missing) };
     if reference.name.is_some() == reference.selector.is_some() {
         return Err("spec.paramRef needs exactly one of name and selector".into());
     }
-    let candidates: Vec<Json> = super::objects(documents)
-        .map(|(_, o)| o)
-        .filter(|o| o["apiVersion"] == kind.api_version.as_str() && o["kind"] == kind.kind.as_str())
-        .cloned()
-        .collect();
-    let namespaced = candidates.iter().any(|o| o.pointer("/metadata/namespace").is_some());
-    Ok(Params::Select { reference: reference.clone(), candidates, namespaced })
+    let kind = Kind { api_version: kind.api_version.clone(), kind: kind.kind.clone() };
+    Ok(Params::Select { reference: reference.clone(), kind })
 }
 
 /// The outcome of one binding: what the API server would do with it.
@@ -263,8 +255,8 @@ impl BoundPolicy {
     }
 
     fn matches(&self, facts: &RequestFacts) -> Result<bool, String> {
-        Ok(self.constraints.matches(facts, &self.namespaces, false)?
-            && self.binding_constraints.as_ref().map_or(Ok(true), |c| c.matches(facts, &self.namespaces, true))?)
+        Ok(self.constraints.matches(facts, &self.objects, false)?
+            && self.binding_constraints.as_ref().map_or(Ok(true), |c| c.matches(facts, &self.objects, true))?)
     }
 
     /// Each param in turn; `None` when nothing applied.
@@ -306,26 +298,28 @@ impl BoundPolicy {
     /// The params the binding judges with: one null when the policy has
     /// none; the error is the API server's configuration error.
     fn select_params(&self, facts: &RequestFacts) -> Result<Vec<Option<Json>>, String> {
-        let (reference, candidates, namespaced) = match &self.params {
+        let (reference, kind) = match &self.params {
             Params::None => return Ok(vec![None]),
             Params::Missing => {
                 return Err("the policy has a paramKind, so the binding needs a paramRef: add spec.paramRef".into());
             }
-            Params::Select { reference, candidates, namespaced } => (reference, candidates, *namespaced),
+            Params::Select { reference, kind } => (reference, kind),
         };
+        let candidates = self.objects.of_kind(kind)?;
+        let namespaced = candidates.iter().any(|o| o.pointer("/metadata/namespace").is_some());
         let request_namespace = facts.namespace.as_deref().filter(|n| !n.is_empty());
         let namespace = reference.namespace.as_deref().or(request_namespace);
         if namespaced && namespace.is_none() {
             return Err("the params are namespaced, the request is not, and spec.paramRef has no namespace".into());
         }
         let in_namespace =
-            |o: &&Json| !namespaced || o.pointer("/metadata/namespace").and_then(Json::as_str) == namespace;
+            |o: &&Arc<Json>| !namespaced || o.pointer("/metadata/namespace").and_then(Json::as_str) == namespace;
         let selected: Vec<Option<Json>> = match (&reference.name, &reference.selector) {
             (Some(name), _) => candidates
                 .iter()
                 .filter(in_namespace)
                 .filter(|o| o.pointer("/metadata/name").and_then(Json::as_str) == Some(name.as_str()))
-                .map(|o| Some(o.clone()))
+                .map(|o| Some(o.as_ref().clone()))
                 .collect(),
             (None, Some(selector)) => candidates
                 .iter()
@@ -334,7 +328,7 @@ impl BoundPolicy {
                     let labels = o.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
                     serde_json::from_value(labels).is_ok_and(|labels| selector_holds(selector, &labels))
                 })
-                .map(|o| Some(o.clone()))
+                .map(|o| Some(o.as_ref().clone()))
                 .collect(),
             (None, None) => unreachable!("checked at load"),
         };
@@ -348,36 +342,70 @@ impl BoundPolicy {
     /// egate does not know the namespace.
     fn namespace_object(&self, facts: &RequestFacts) -> Option<Value> {
         let Some(namespace) = facts.namespace.as_deref().filter(|n| !n.is_empty()) else { return Some(Value::Null) };
-        let mut object = self.namespaces.get(namespace)?.clone();
-        object["metadata"]["labels"] = json!(namespace_labels(namespace, &self.namespaces)?);
+        let mut object = self.objects.namespace(namespace)?.as_ref().clone();
+        object["metadata"]["labels"] = json!(namespace_labels(namespace, &self.objects)?);
         Some(params_value(&object))
     }
 
+    /// Whether the matchConditions hold, as the API server's matcher
+    /// decides: all are evaluated within their budget, one false is a
+    /// miss whatever the others did, else errors are a failure.
     fn conditions_hold(&self, scope: &Scope) -> Result<bool, String> {
-        for (name, condition) in &self.conditions {
-            match condition.evaluate_bool(scope) {
+        let mut budget = Budget::new(cost::MATCH_CONDITIONS_BUDGET);
+        let mut errors = Vec::new();
+        for (_, condition) in &self.conditions {
+            match budget.spend(|| condition.evaluate_bool(scope)).ok_or(cost::OUT_OF_BUDGET)? {
                 Ok(true) => {}
                 Ok(false) => return Ok(false),
-                Err(e) => return Err(format!("matchConditions {name:?}: {}", scope.explain(condition, e))),
+                Err(e) => errors.push(scope.explain(condition, e)),
             }
         }
-        Ok(true)
+        match errors.len() {
+            0 => Ok(true),
+            1 => Err(errors.remove(0)),
+            _ => Err(format!("[{}]", errors.join(", "))),
+        }
     }
 
-    /// Every validation and audit annotation, as `validator.go` decides them.
+    /// Every validation and audit annotation, as `validator.go` decides
+    /// them: the validations within one cost budget, the messages of those
+    /// that fail within what is left of it, the audit annotations within a
+    /// budget of their own. Running out of a budget is one error that
+    /// replaces every other decision.
     fn validate(&self, scope: &Scope, judged: &mut Judged) {
-        for (index, validation) in self.validations.iter().enumerate() {
-            match validation.rule.evaluate_bool(scope) {
-                Ok(true) => {}
-                Ok(false) => {
-                    let message = validation.message(scope);
+        let mut budget = Budget::default();
+        let outcomes: Option<Vec<_>> =
+            self.validations.iter().map(|v| budget.spend(|| v.rule.evaluate_bool(scope))).collect();
+        let Some(outcomes) = outcomes else { return judged.error(self, cost::OUT_OF_BUDGET.into(), None) };
+        let messages: Option<Vec<Option<String>>> = self
+            .validations
+            .iter()
+            .zip(&outcomes)
+            .map(|(v, outcome)| match outcome {
+                Ok(false) => v.message(scope, &mut budget).map(Some),
+                _ => Some(None),
+            })
+            .collect();
+        let mut annotation_budget = Budget::default();
+        let annotations: Option<Vec<_>> =
+            self.audit_annotations.iter().map(|(_, e)| annotation_budget.spend(|| e.evaluate(scope))).collect();
+        let Some(annotations) = annotations else { return judged.error(self, cost::OUT_OF_BUDGET.into(), None) };
+        for (index, (validation, outcome)) in self.validations.iter().zip(outcomes).enumerate() {
+            let message = messages.as_ref().map(|m| m[index].clone());
+            match (outcome, message) {
+                (Err(e), _) => judged.error(self, scope.explain(&validation.rule, e), Some(index)),
+                (Ok(_), None) => {
+                    judged.error(self, format!("failed messageExpression: {}", cost::OUT_OF_BUDGET), Some(index))
+                }
+                (Ok(true), Some(_)) => {}
+                (Ok(false), Some(message)) => {
+                    let message = message.expect("a failing validation has a message");
                     judged.decide(self, index, message, validation.reason.as_deref());
                 }
-                Err(e) => judged.error(self, scope.explain(&validation.rule, e), Some(index)),
             }
         }
-        for (key, expression) in &self.audit_annotations {
-            match expression.evaluate(scope) {
+        for ((key, expression), value) in self.audit_annotations.iter().zip(annotations) {
+            match value {
                 Ok(Value::Null) => {}
                 Ok(Value::String(value)) if value.trim().is_empty() => {}
                 Ok(Value::String(value)) => {
@@ -460,15 +488,21 @@ fn mutated(patch_type: PatchType, object: &Json, built: &Json) -> Result<Json, S
 
 impl CompiledValidation {
     /// `messageExpression` when it yields a usable string, else `message`,
-    /// else `failed expression: EXPRESSION` (`validator.go`).
-    fn message(&self, scope: &Scope) -> String {
-        let evaluated = self.message_expression.as_ref().and_then(|e| e.evaluate_string(scope).ok());
+    /// else `failed expression: EXPRESSION` (`validator.go`); `None` when
+    /// the messageExpression costs more than is left of `budget`.
+    fn message(&self, scope: &Scope, budget: &mut Budget) -> Option<String> {
+        let evaluated = match &self.message_expression {
+            Some(e) => budget.spend(|| e.evaluate_string(scope))?.ok(),
+            None => None,
+        };
         let usable = evaluated
             .map(|m| m.trim().to_string())
             .filter(|m| !m.is_empty() && m.len() <= MAX_MESSAGE_BYTES && !m.contains('\n'));
-        usable
-            .or_else(|| self.message.as_deref().map(str::trim).filter(|m| !m.is_empty()).map(String::from))
-            .unwrap_or_else(|| format!("failed expression: {}", self.rule.source().trim()))
+        Some(
+            usable
+                .or_else(|| self.message.as_deref().map(str::trim).filter(|m| !m.is_empty()).map(String::from))
+                .unwrap_or_else(|| format!("failed expression: {}", self.rule.source().trim())),
+        )
     }
 }
 
@@ -595,7 +629,8 @@ impl<'a> Scope<'a> {
              not reach (judge permissions with `egate who-can-debug`, or test the rule in the API server)"
                 .to_string()
         } else if error.contains("'namespaceObject'") {
-            "namespaceObject is not known: add the v1 Namespace object of the request's namespace to the policy files"
+            "namespaceObject is not known: add the v1 Namespace object of the request's namespace to the policy files, \
+             or serve with --params-from cluster"
                 .to_string()
         } else if let Some(name) = error.split("'variables.").nth(1).and_then(|rest| rest.split('\'').next()) {
             match self.variable(name) {

@@ -34,9 +34,11 @@
 mod apply;
 mod constraints;
 mod judge;
+mod objects;
 pub mod types;
 
-use std::collections::BTreeMap;
+pub use objects::{ClusterObjects, Kind, install_cluster_objects};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -46,6 +48,7 @@ use crate::cel::{CelExpression, Environment, Reads};
 use crate::error::LoadError;
 use crate::manifest::{API_VERSION, Manifest, ManifestError, parse_manifests};
 use constraints::Constraints;
+use objects::Objects;
 use types::{
     FailurePolicy, MutatingBinding, MutatingPolicy, NamedExpression, ParamKind, ParamRef, PatchType,
     ReinvocationPolicy, ValidatingBinding, ValidatingPolicy, ValidationAction,
@@ -178,7 +181,7 @@ pub struct BoundPolicy {
     failure_policy: FailurePolicy,
     actions: Vec<ValidationAction>,
     params: Params,
-    namespaces: Arc<BTreeMap<String, Json>>,
+    objects: Arc<Objects>,
     reinvoke: bool,
     reads: Reads,
 }
@@ -195,9 +198,8 @@ struct CompiledValidation {
 enum Params {
     /// The policy has no `paramKind`: `params` is null.
     None,
-    /// The objects of its `paramKind` in the files, and how the binding
-    /// selects among them.
-    Select { reference: ParamRef, candidates: Vec<Json>, namespaced: bool },
+    /// The objects of its `paramKind`, and how the binding selects among them.
+    Select { reference: ParamRef, kind: Kind },
     /// The policy has a `paramKind` but the binding no `paramRef`.
     Missing,
 }
@@ -228,6 +230,14 @@ impl BoundPolicy {
         &self.reads
     }
 
+    /// The kind of its params, if it has any.
+    pub fn param_kind(&self) -> Option<&Kind> {
+        match &self.params {
+            Params::Select { kind, .. } => Some(kind),
+            Params::None | Params::Missing => None,
+        }
+    }
+
     /// Every CEL expression it evaluates.
     fn expressions(&self) -> impl Iterator<Item = &CelExpression> {
         let mut all: Vec<&CelExpression> = self.conditions.iter().chain(&self.variables).map(|(_, e)| e).collect();
@@ -242,12 +252,7 @@ impl BoundPolicy {
 /// A binding of no policy, a policy with no binding, and an object that is
 /// neither a Namespace nor any policy's params are errors.
 pub fn bind(documents: &[Placed]) -> Result<Vec<BoundPolicy>, LoadError> {
-    let namespaces: Arc<BTreeMap<String, Json>> = Arc::new(
-        objects(documents)
-            .filter(|(_, o)| o["apiVersion"] == "v1" && o["kind"] == "Namespace")
-            .filter_map(|(_, o)| Some((o.pointer("/metadata/name")?.as_str()?.to_string(), o.clone())))
-            .collect(),
-    );
+    let found = Arc::new(Objects::new(objects(documents).map(|(_, o)| o.clone())));
     let mut bound = Vec::new();
     let mut used_kinds: Vec<ParamKind> = Vec::new();
     for placed in documents {
@@ -265,7 +270,7 @@ pub fn bind(documents: &[Placed]) -> Result<Vec<BoundPolicy>, LoadError> {
                 flavour.kind()
             ))
         })?;
-        let one = judge::compile(policy.0, &placed.document, documents, &namespaces)?;
+        let one = judge::compile(policy.0, &placed.document, &found)?;
         if let Some(kind) = one.param_kind.clone() {
             used_kinds.push(kind);
         }

@@ -295,4 +295,14 @@ impl PolicySet {
     pub fn policies(&self) -> &[Policy] {
         &self.policies
     }
+
+    /// The kinds of the params its Kubernetes policies read, each once: what
+    /// a host that serves params from the cluster watches.
+    pub fn param_kinds(&self) -> Vec<crate::admission_policy::Kind> {
+        let mut kinds: Vec<_> =
+            self.policies.iter().filter_map(|p| p.kubernetes.as_ref()?.param_kind().cloned()).collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
 }
