@@ -26,6 +26,8 @@ pub struct Egate {
     from_cluster: bool,
     /// `--grants-from cluster` with `--policies`, as that service account.
     grants_from_cluster: bool,
+    /// `--params-from cluster` with `--policies`, as that service account.
+    params_from_cluster: bool,
 }
 
 impl Egate {
@@ -37,8 +39,35 @@ impl Egate {
         let c = cluster();
         std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
         std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
-        let mut egate =
-            Self { child: None, port: 0, dir, log: Arc::default(), from_cluster: false, grants_from_cluster: false };
+        let mut egate = Self::unstarted(dir);
+        egate.spawn("127.0.0.1:0");
+        egate
+    }
+
+    fn unstarted(dir: tempfile::TempDir) -> Self {
+        Self {
+            child: None,
+            port: 0,
+            dir,
+            log: Arc::default(),
+            from_cluster: false,
+            grants_from_cluster: false,
+            params_from_cluster: false,
+        }
+    }
+
+    /// Starts `egate serve --policies` with `policies` and `--params-from
+    /// cluster`, as the service account egate-system/egate, so it has only
+    /// the RBAC of `deploy/params/rbac.yaml`.
+    pub fn with_params_from_cluster(policies: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("policies.yaml"), policies).unwrap();
+        let c = cluster();
+        std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
+        std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
+        write_service_account_kubeconfig(dir.path());
+        let mut egate = Self::unstarted(dir);
+        egate.params_from_cluster = true;
         egate.spawn("127.0.0.1:0");
         egate
     }
@@ -53,8 +82,8 @@ impl Egate {
         std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
         std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
         write_service_account_kubeconfig(dir.path());
-        let mut egate =
-            Self { child: None, port: 0, dir, log: Arc::default(), from_cluster: false, grants_from_cluster: true };
+        let mut egate = Self::unstarted(dir);
+        egate.grants_from_cluster = true;
         egate.spawn("127.0.0.1:0");
         egate
     }
@@ -68,8 +97,8 @@ impl Egate {
         std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
         std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
         write_service_account_kubeconfig(dir.path());
-        let mut egate =
-            Self { child: None, port: 0, dir, log: Arc::default(), from_cluster: true, grants_from_cluster: false };
+        let mut egate = Self::unstarted(dir);
+        egate.from_cluster = true;
         egate.spawn("127.0.0.1:0");
         egate
     }
@@ -98,6 +127,9 @@ impl Egate {
             command
                 .args(["--grants-from", "cluster", "--max-grant-duration", "1h"])
                 .env("KUBECONFIG", dir.join("kubeconfig"));
+        }
+        if self.params_from_cluster {
+            command.args(["--params-from", "cluster"]).env("KUBECONFIG", dir.join("kubeconfig"));
         }
         command
             .args(["--tls-cert", "tls.crt", "--tls-key", "tls.key", "--record", "record"])

@@ -27,6 +27,7 @@ mod debug;
 mod egate;
 mod faults;
 mod grants;
+mod params;
 mod pod_security;
 mod pods;
 mod records;
