@@ -34,18 +34,45 @@ impl Egate {
     /// Starts `egate serve --policies` with the manifests in `policies`
     /// (YAML text; `builtin:` modules), on a free port.
     pub fn start(policies: &str) -> Self {
+        Self::launch(Some(policies), false, |_| {})
+    }
+
+    /// Starts `egate serve --policies` with `policies` and `--params-from
+    /// cluster`, as the service account egate-system/egate, so it has only
+    /// the RBAC of `deploy/params/rbac.yaml`.
+    pub fn with_params_from_cluster(policies: &str) -> Self {
+        Self::launch(Some(policies), true, |egate| egate.params_from_cluster = true)
+    }
+
+    /// Starts `egate serve --policies` with `policies` and `--grants-from
+    /// cluster` (a longest grant of 1h), as the service account
+    /// egate-system/egate, so it has only the RBAC of `deploy/grants/rbac.yaml`.
+    pub fn with_grants(policies: &str) -> Self {
+        Self::launch(Some(policies), true, |egate| egate.grants_from_cluster = true)
+    }
+
+    /// Starts `egate serve --policies-from cluster`, with a kubeconfig whose
+    /// current context is the service account egate-system/egate, so it
+    /// has only the RBAC of `deploy/cluster-policies/rbac.yaml`.
+    pub fn from_cluster() -> Self {
+        Self::launch(None, true, |egate| egate.from_cluster = true)
+    }
+
+    /// Writes its directory (the policies, the certificate, and the service
+    /// account's kubeconfig when `as_service_account`), sets its mode and
+    /// starts it on a free port.
+    fn launch(policies: Option<&str>, as_service_account: bool, mode: impl FnOnce(&mut Self)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("policies.yaml"), policies).unwrap();
+        if let Some(policies) = policies {
+            std::fs::write(dir.path().join("policies.yaml"), policies).unwrap();
+        }
         let c = cluster();
         std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
         std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
-        let mut egate = Self::unstarted(dir);
-        egate.spawn("127.0.0.1:0");
-        egate
-    }
-
-    fn unstarted(dir: tempfile::TempDir) -> Self {
-        Self {
+        if as_service_account {
+            write_service_account_kubeconfig(dir.path());
+        }
+        let mut egate = Self {
             child: None,
             port: 0,
             dir,
@@ -53,52 +80,8 @@ impl Egate {
             from_cluster: false,
             grants_from_cluster: false,
             params_from_cluster: false,
-        }
-    }
-
-    /// Starts `egate serve --policies` with `policies` and `--params-from
-    /// cluster`, as the service account egate-system/egate, so it has only
-    /// the RBAC of `deploy/params/rbac.yaml`.
-    pub fn with_params_from_cluster(policies: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("policies.yaml"), policies).unwrap();
-        let c = cluster();
-        std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
-        std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
-        write_service_account_kubeconfig(dir.path());
-        let mut egate = Self::unstarted(dir);
-        egate.params_from_cluster = true;
-        egate.spawn("127.0.0.1:0");
-        egate
-    }
-
-    /// Starts `egate serve --policies` with `policies` and `--grants-from
-    /// cluster` (a longest grant of 1h), as the service account
-    /// egate-system/egate, so it has only the RBAC of `deploy/grants/rbac.yaml`.
-    pub fn with_grants(policies: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("policies.yaml"), policies).unwrap();
-        let c = cluster();
-        std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
-        std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
-        write_service_account_kubeconfig(dir.path());
-        let mut egate = Self::unstarted(dir);
-        egate.grants_from_cluster = true;
-        egate.spawn("127.0.0.1:0");
-        egate
-    }
-
-    /// Starts `egate serve --policies-from cluster`, with a kubeconfig whose
-    /// current context is the service account egate-system/egate, so it
-    /// has only the RBAC of `deploy/cluster-policies/rbac.yaml`.
-    pub fn from_cluster() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let c = cluster();
-        std::fs::copy(c.path("EGATE_WEBHOOK_CERT"), dir.path().join("tls.crt")).unwrap();
-        std::fs::copy(c.path("EGATE_WEBHOOK_KEY"), dir.path().join("tls.key")).unwrap();
-        write_service_account_kubeconfig(dir.path());
-        let mut egate = Self::unstarted(dir);
-        egate.from_cluster = true;
+        };
+        mode(&mut egate);
         egate.spawn("127.0.0.1:0");
         egate
     }
