@@ -4,7 +4,7 @@
 //! [`Inputs`] for it added as the `egateInputs` member.
 
 use egate_abi::inputs::{Input, MEMBER, SECTION};
-use egate_json::Selection;
+use egate_json::{KnownValues, Selection};
 use jiff::Timestamp;
 
 use crate::decision::FailureCause;
@@ -65,11 +65,32 @@ pub(crate) fn declared_reads(wasm: &[u8]) -> Result<Option<Selection>, String> {
 }
 
 /// The request a module that declares `reads` is handed: only those
-/// members, cut from the validated request without parsing it.
-pub(crate) fn cut(request: &str, reads: &Selection) -> String {
+/// members, cut from the validated request without parsing it. The values
+/// the validating pass found (`object`, `oldObject`, their members and
+/// their `spec`'s) are jumped over rather than looked at again.
+pub(crate) fn cut(request: &str, reads: &Selection, facts: &RequestFacts) -> String {
     let mut out = Vec::with_capacity(request.len() / 4);
-    reads.cut(request.as_bytes(), &mut out);
+    reads.cut_known(request.as_bytes(), &known_values(request, facts), &mut out);
     String::from_utf8(out).expect("a cut of UTF-8 text at JSON token boundaries is UTF-8")
+}
+
+/// Where the values the validating pass read are in `request`: slices of
+/// it, as offsets (a slice of another text is left out).
+fn known_values(request: &str, facts: &RequestFacts) -> KnownValues {
+    let base = request.as_ptr() as usize;
+    let offsets = |value: &str| {
+        let start = (value.as_ptr() as usize).checked_sub(base)?;
+        (start + value.len() <= request.len()).then_some((start, start + value.len()))
+    };
+    let mut spans = Vec::new();
+    for (object, index) in [(facts.object, &facts.object_index), (facts.old_object, &facts.old_object_index)] {
+        spans.extend(object.and_then(offsets));
+        if let Some(index) = index {
+            let members = index.members.iter().chain(index.spec.iter().flatten());
+            spans.extend(members.filter_map(|(_, value)| offsets(value)));
+        }
+    }
+    KnownValues::new(spans)
 }
 
 /// The inputs a module's [`SECTION`]s declare; an input this engine cannot
@@ -142,6 +163,23 @@ mod tests {
                         "userInfo": {"username": "alice"}, "object": {"metadata": {"labels": {}}}}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_cut_jumps_over_what_the_validating_pass_found_and_cuts_the_same() {
+        let bytes =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/requests/debug-allowed.json")).unwrap();
+        let parsed = Review::parse(&bytes).unwrap();
+        let known = known_values(parsed.request, &parsed.facts);
+        // object, oldObject, their members and their spec's members.
+        assert!(known.len() > 10, "{known:?}");
+        let reads =
+            Selection::parse(["object.spec.ephemeralContainers[*].name", "oldObject.metadata", "userInfo"]).unwrap();
+        let mut plain = Vec::new();
+        reads.cut(parsed.request.as_bytes(), &mut plain);
+        assert_eq!(cut(parsed.request, &reads, &parsed.facts).into_bytes(), plain);
+        // Slices of another text are left out.
+        assert!(known_values("{}", &parsed.facts).is_empty());
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //! ```
 
 mod select;
-pub use select::Selection;
+pub use select::{KnownValues, Selection};
 
 /// The value of member `name` of `object` (the last one if the name repeats,
 /// as Go's and serde_json's maps decide). `None` when `object` is not an

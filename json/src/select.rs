@@ -85,24 +85,31 @@ impl Selection {
     /// object was expected) is copied as it is. One pass: every byte is
     /// looked at once, however deep the selection goes.
     pub fn cut(&self, text: &[u8], out: &mut Vec<u8>) {
-        let _ = self.cut_at(text, 0, out);
+        self.cut_known(text, &KnownValues::default(), out);
+    }
+
+    /// [`Selection::cut`], jumping over the values whose extent `known`
+    /// gives instead of looking at their bytes: the cut then costs what it
+    /// writes, and the members it passes, not the size of the text.
+    pub fn cut_known(&self, text: &[u8], known: &KnownValues, out: &mut Vec<u8>) {
+        let _ = self.cut_at(text, 0, known, out);
     }
 
     /// Cuts the value starting at or after `at`; returns where it ends.
-    fn cut_at(&self, text: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
+    fn cut_at(&self, text: &[u8], at: usize, known: &KnownValues, out: &mut Vec<u8>) -> Option<usize> {
         let at = skip_whitespace(text, at);
         match text.get(at)? {
             _ if self.whole => {}
-            b'{' if !self.members.is_empty() => return self.cut_object(text, at, out),
-            b'[' if self.each.is_some() => return self.cut_array(text, at, out),
+            b'{' if !self.members.is_empty() => return self.cut_object(text, at, known, out),
+            b'[' if self.each.is_some() => return self.cut_array(text, at, known, out),
             _ => {}
         }
-        let end = skip_value(text, at)?;
+        let end = known.skip(text, at)?;
         out.extend_from_slice(&text[at..end]);
         Some(end)
     }
 
-    fn cut_object(&self, text: &[u8], open: usize, out: &mut Vec<u8>) -> Option<usize> {
+    fn cut_object(&self, text: &[u8], open: usize, known: &KnownValues, out: &mut Vec<u8>) -> Option<usize> {
         out.push(b'{');
         let mut at = open + 1;
         let mut first = true;
@@ -125,9 +132,9 @@ impl Selection {
                             first = false;
                             out.extend_from_slice(&text[at..key_end]);
                             out.push(b':');
-                            at = selection.cut_at(text, value, out)?;
+                            at = selection.cut_at(text, value, known, out)?;
                         }
-                        None => at = skip_value(text, value)?,
+                        None => at = known.skip(text, value)?,
                     }
                 }
                 _ => return None,
@@ -137,7 +144,7 @@ impl Selection {
         Some(at + 1)
     }
 
-    fn cut_array(&self, text: &[u8], open: usize, out: &mut Vec<u8>) -> Option<usize> {
+    fn cut_array(&self, text: &[u8], open: usize, known: &KnownValues, out: &mut Vec<u8>) -> Option<usize> {
         let each = self.each.as_deref()?;
         out.push(b'[');
         let mut at = open + 1;
@@ -152,7 +159,7 @@ impl Selection {
                         out.push(b',');
                     }
                     first = false;
-                    at = each.cut_at(text, at, out)?;
+                    at = each.cut_at(text, at, known, out)?;
                 }
             }
         }
@@ -173,6 +180,47 @@ impl Selection {
     }
 }
 
+/// Values of a text whose extent a reader already knows (the validating
+/// pass that found `object`'s members, say): each as the range of bytes
+/// from its first to just past its last.
+#[derive(Debug, Clone, Default)]
+pub struct KnownValues {
+    /// `(start, end)`, sorted by start.
+    spans: Vec<(usize, usize)>,
+}
+
+impl KnownValues {
+    /// From the ranges of values in the text.
+    pub fn new(mut spans: Vec<(usize, usize)>) -> Self {
+        spans.sort_unstable();
+        Self { spans }
+    }
+
+    /// How many values are known.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Where the value starting at `start` ends: known, or found by
+    /// skipping it. A known range is trusted only when it starts and ends
+    /// as a value does.
+    fn skip(&self, text: &[u8], start: usize) -> Option<usize> {
+        if let Ok(index) = self.spans.binary_search_by_key(&start, |(s, _)| *s) {
+            let end = self.spans[index].1;
+            let closes = |open: u8, close: u8| text.get(start) == Some(&open) && text.get(end - 1) == Some(&close);
+            if end > start && end <= text.len() && (closes(b'{', b'}') || closes(b'[', b']') || closes(b'"', b'"')) {
+                return Some(end);
+            }
+        }
+        skip_value(text, start)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +229,27 @@ mod tests {
         let mut out = Vec::new();
         Selection::parse(paths).unwrap().cut(text.as_bytes(), &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn known_values_are_jumped_over_with_the_same_cut() {
+        let text = r#"{"uid": "1", "object": {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app"}],
+            "ephemeralContainers": [{"name": "dbg", "image": "busybox"}]}}, "oldObject": null}"#;
+        let reads = Selection::parse(["object.spec.ephemeralContainers", "uid"]).unwrap();
+        let span = |value: &str| {
+            let start = text.find(value).unwrap();
+            (start, start + value.len())
+        };
+        let known = KnownValues::new(vec![span(r#"{"name": "web"}"#), span(r#"[{"name": "app"}]"#)]);
+        let (mut whole, mut jumped) = (Vec::new(), Vec::new());
+        reads.cut(text.as_bytes(), &mut whole);
+        reads.cut_known(text.as_bytes(), &known, &mut jumped);
+        assert_eq!(String::from_utf8(jumped).unwrap(), String::from_utf8(whole).unwrap());
+        // A range that does not end as its value does is not trusted.
+        let wrong = KnownValues::new(vec![(span(r#"[{"name": "app"}]"#).0, span(r#"[{"name": "app"}]"#).1 - 1)]);
+        let mut out = Vec::new();
+        reads.cut_known(text.as_bytes(), &wrong, &mut out);
+        assert_eq!(out, cut(&["object.spec.ephemeralContainers", "uid"], text).into_bytes());
     }
 
     #[test]

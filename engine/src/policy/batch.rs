@@ -70,7 +70,7 @@ impl<'p> Batch<'p> {
             return None;
         }
         let request: std::borrow::Cow<str> = match &shared.reads {
-            Some(reads) if !inputs.whole_requests => cut(request, reads).into(),
+            Some(reads) if !inputs.whole_requests => cut(request, reads, facts).into(),
             _ => request.into(),
         };
         let request = match shared.inputs.is_empty() {

@@ -160,7 +160,7 @@ impl Policy {
         inputs: &Inputs,
     ) -> Result<std::borrow::Cow<'r, str>, FailureCause> {
         let request: std::borrow::Cow<str> = match &self.reads {
-            Some(reads) if !inputs.whole_requests => cut(request, reads).into(),
+            Some(reads) if !inputs.whole_requests => cut(request, reads, facts).into(),
             _ => request.into(),
         };
         if self.inputs.is_empty() {
