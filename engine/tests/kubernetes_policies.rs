@@ -202,3 +202,27 @@ fn if_needed_runs_a_policy_again_after_a_later_change() {
         assert_eq!(labels["owner"], owner, "{reinvocation}");
     }
 }
+
+/// The API server's CEL cost limits, on the corpus files the e2e test holds
+/// to the API server (tests/admission-policies/cost-*.yaml).
+#[test]
+fn cel_cost_limits_are_the_api_servers() {
+    let judge = |file: &str| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/admission-policies").join(file);
+        let set = load(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let plain = debug_review(&web_pod(), json!({"name": "dbg", "image": "busybox:1.36"}), "alice", &["sre"]);
+        let response = set.review(&plain).unwrap();
+        response.status.map(|s| s.message)
+    };
+    let denied = |file: &str, policy: &str, message: &str| {
+        let expected =
+            format!("ValidatingAdmissionPolicy '{policy}' with binding '{policy}-binding' denied request: {message}");
+        assert_eq!(judge(file).as_deref(), Some(expected.as_str()), "{file}");
+    };
+    let out_of_budget = "validation failed due to running out of cost budget, no further validation rules will be run";
+    denied("cost-budget-over.yaml", "cost-budget-over", out_of_budget);
+    assert_eq!(judge("cost-budget-under.yaml"), None, "eleven rules fit the budget");
+    denied("cost-message-budget.yaml", "cost-message-budget", &format!("failed messageExpression: {out_of_budget}"));
+    let runaway = judge("cost-per-call-limit.yaml").unwrap();
+    assert!(runaway.ends_with("resulted in error: operation cancelled: actual cost limit exceeded"), "{runaway}");
+}

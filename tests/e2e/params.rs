@@ -56,6 +56,28 @@ spec:
   validationActions: [Deny]
   matchResources:
     namespaceSelector: {matchLabels: {debug: locked}}
+---
+# Params of a kind the cluster does not have: logged, and the policy fails
+# under its failure policy (Ignore, so the others can be seen).
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: debug-missing-kind}
+spec:
+  paramKind: {apiVersion: example.com/v1, kind: DebugLimits}
+  failurePolicy: Ignore
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [UPDATE], resources: [pods/ephemeralcontainers]}
+  validations:
+  - expression: "false"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: debug-missing-kind}
+spec:
+  policyName: debug-missing-kind
+  validationActions: [Deny]
+  paramRef: {name: limits, parameterNotFoundAction: Deny}
 "#;
 
 fn install() {
@@ -121,6 +143,8 @@ fn params_and_namespaces_come_from_the_cluster() {
     egate.restart();
     let run = debug(&ns, "mirror.example/tools:1");
     assert!(denied_with(&run, "this namespace is locked: no debug containers"), "{run:?}");
+    // The kind the cluster lacks is named in the log, and only it.
     let log = egate.log();
-    assert!(!log.contains("cannot watch a paramKind"), "{log}");
+    let missing: Vec<&str> = log.lines().filter(|l| l.contains("cannot watch a paramKind")).collect();
+    assert!(!missing.is_empty() && missing.iter().all(|l| l.contains("example.com/v1 DebugLimits")), "{log}");
 }
