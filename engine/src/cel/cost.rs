@@ -211,8 +211,8 @@ pub(super) fn instrument(expr: &mut Expr) -> u64 {
         Expr::Select(select) => instrument(&mut select.operand.expr) + u64::from(!select.test),
         Expr::Call(call) => match call.func_name.as_str() {
             // Logical operators are no calls to cel-go: they cost nothing themselves.
-            "_&&_" | "_||_" | "_?_:_" => {
-                let (first, rest) = call.args.split_first_mut().expect("a logical operator has operands");
+            "_&&_" | "_||_" | "_?_:_" if !call.args.is_empty() => {
+                let (first, rest) = call.args.split_first_mut().expect("checked: it has operands");
                 // cel-go resolves a branch of `?:` that is a variable or a
                 // field of one as part of the conditional: the variable is
                 // not charged, its fields are.
@@ -249,7 +249,7 @@ pub(super) fn instrument(expr: &mut Expr) -> u64 {
             }
             // Equality is priced by the shorter side's size: with a
             // string constant, egate knows one side.
-            "_==_" | "_!=_" => {
+            "_==_" | "_!=_" if call.args.len() == 2 => {
                 let cost = sum(&mut call.args);
                 match constant_size(&call.args[0].expr).or(constant_size(&call.args[1].expr)) {
                     Some(0) => cost,
@@ -265,12 +265,9 @@ pub(super) fn instrument(expr: &mut Expr) -> u64 {
             name => {
                 let arguments =
                     call.target.iter_mut().map(|t| instrument(&mut t.expr)).sum::<u64>() + sum(&mut call.args);
-                if let Some(per_element) = priced_by_first_argument(name) {
-                    let first = call
-                        .target
-                        .as_deref_mut()
-                        .or(call.args.first_mut())
-                        .expect("a call with a price by size has an argument");
+                // (`lowerAscii()` with nothing to read fails when it runs.)
+                let first = call.target.as_deref_mut().or(call.args.first_mut());
+                if let (Some(per_element), Some(first)) = (priced_by_first_argument(name), first) {
                     price_by_size(first, SizePrice { tenths: per_element, ..SizePrice::default() });
                 }
                 1 + arguments
@@ -415,6 +412,13 @@ mod tests {
     fn cost_of(source: &str) -> (Result<Value, String>, u64) {
         let expression = CelExpression::compile(source).unwrap();
         tally(|| expression.evaluate(&Nothing))
+    }
+
+    #[test]
+    fn odd_calls_are_priced_without_a_panic() {
+        for source in ["lowerAscii()", "split()", "'a'.lowerAscii() == 'a'", "1 in []", "[] + []"] {
+            let (_, _) = cost_of(source);
+        }
     }
 
     #[test]
