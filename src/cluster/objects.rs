@@ -17,13 +17,14 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use egate_engine::admission_policy::{ClusterObjects, Kind};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value as Json;
+
+use super::policies::drive_reflector;
 
 /// What requests read: the latest snapshot of each watched kind.
 pub struct ClusterObjectStore {
@@ -48,8 +49,9 @@ impl ClusterObjectStore {
             .default_backoff()
             .reflect(writer);
         let snapshot = namespaces.clone();
-        spawn_snapshots(stream, store.clone(), "Namespaces", move |store: &Store<Namespace>| {
-            let named = store.state().into_iter().filter_map(|n| Some((n.name_any(), Arc::new(json_of(n.as_ref())?))));
+        let reader = store.clone();
+        drive_reflector(stream, "Namespaces", move || {
+            let named = reader.state().into_iter().filter_map(|n| Some((n.name_any(), Arc::new(json_of(n.as_ref())?))));
             snapshot.store(Arc::new(named.collect()));
         });
         store.wait_until_ready().await.context("the Namespace watch ended before its first list")?;
@@ -88,8 +90,9 @@ impl ClusterObjectStore {
         let snapshot = listed.clone();
         let typed = TypeMeta::of(&resource);
         let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer);
-        spawn_snapshots(stream, store.clone(), "params", move |store: &Store<DynamicObject>| {
-            let objects = store.state().into_iter().filter_map(|o| Some(Arc::new(typed.stamp(json_of(o.as_ref())?))));
+        let reader = store.clone();
+        drive_reflector(stream, "params", move || {
+            let objects = reader.state().into_iter().filter_map(|o| Some(Arc::new(typed.stamp(json_of(o.as_ref())?))));
             snapshot.store(Arc::new(objects.collect()));
         });
         store.wait_until_ready().await.with_context(|| format!("the watch of {kind} ended before its first list"))?;
@@ -131,22 +134,4 @@ impl TypeMeta {
 
 fn json_of(object: &impl serde::Serialize) -> Option<Json> {
     serde_json::to_value(object).ok()
-}
-
-/// Drives a reflector's stream, rebuilding the snapshot after each event.
-fn spawn_snapshots<S, K>(stream: S, store: Store<K>, what: &'static str, rebuild: impl Fn(&Store<K>) + Send + 'static)
-where
-    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    K: kube::Resource + Clone + Send + Sync + 'static,
-    K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
-{
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(_) => rebuild(&store),
-                Err(error) => tracing::warn!(%error, objects = what, "watching the cluster failed; retrying"),
-            }
-        }
-    });
 }

@@ -139,13 +139,23 @@ where
     K: Send + 'static,
 {
     let changed = changed.clone();
+    drive_reflector(stream, what, move || {
+        let _ = changed.try_send(());
+    });
+}
+
+/// Drives a reflector's stream, calling `on_event` after every event;
+/// `what` names the objects in the log when the watch fails.
+pub(super) fn drive_reflector<S, K>(stream: S, what: &'static str, on_event: impl Fn() + Send + 'static)
+where
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    K: Send + 'static,
+{
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(_) => {
-                    let _ = changed.try_send(());
-                }
+                Ok(_) => on_event(),
                 Err(error) => tracing::warn!(%error, objects = what, "watching the cluster failed; retrying"),
             }
         }

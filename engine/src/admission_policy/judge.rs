@@ -390,15 +390,17 @@ impl BoundPolicy {
         let annotations: Option<Vec<_>> =
             self.audit_annotations.iter().map(|(_, e)| annotation_budget.spend(|| e.evaluate(scope))).collect();
         let Some(annotations) = annotations else { return judged.error(self, cost::OUT_OF_BUDGET.into(), None) };
+        let out_of_message_budget = messages.is_none();
+        let mut messages = messages.unwrap_or_default().into_iter();
         for (index, (validation, outcome)) in self.validations.iter().zip(outcomes).enumerate() {
-            let message = messages.as_ref().map(|m| m[index].clone());
-            match (outcome, message) {
-                (Err(e), _) => judged.error(self, scope.explain(&validation.rule, e), Some(index)),
-                (Ok(_), None) => {
+            let message = messages.next().flatten();
+            match outcome {
+                Err(e) => judged.error(self, scope.explain(&validation.rule, e), Some(index)),
+                Ok(_) if out_of_message_budget => {
                     judged.error(self, format!("failed messageExpression: {}", cost::OUT_OF_BUDGET), Some(index))
                 }
-                (Ok(true), Some(_)) => {}
-                (Ok(false), Some(message)) => {
+                Ok(true) => {}
+                Ok(false) => {
                     let message = message.expect("a failing validation has a message");
                     judged.decide(self, index, message, validation.reason.as_deref());
                 }

@@ -328,16 +328,18 @@ impl Default for SizePrice {
 /// charges its [`SizePrice`] less the one already priced, and yields the
 /// argument as it is.
 fn price_by_size(argument: &mut IdedExpr, price: SizePrice) {
-    let inner = std::mem::take(argument);
-    let int = |n: u64| IdedExpr {
-        id: inner.id,
-        expr: Expr::Literal(LiteralValue::Int(i64::try_from(n).unwrap_or(i64::MAX).into())),
-    };
-    let args = vec![int(price.tenths), int(price.cap), int(price.offset), inner];
-    *argument = IdedExpr {
-        id: args[3].id,
-        expr: Expr::Call(CallExpr { func_name: SIZE_PRICE.to_string(), target: None, args }),
-    };
+    wrap(argument, SIZE_PRICE, &[price.tenths, price.cap, price.offset]);
+}
+
+/// Rewrites `part` to `FUNCTION(N..., part)`: a hidden call of egate's
+/// meter with integer constants before the part it meters.
+fn wrap(part: &mut IdedExpr, function: &str, constants: &[u64]) {
+    let inner = std::mem::take(part);
+    let id = inner.id;
+    let int =
+        |n: &u64| IdedExpr { id, expr: Expr::Literal(LiteralValue::Int(i64::try_from(*n).unwrap_or(i64::MAX).into())) };
+    let args = constants.iter().map(int).chain(std::iter::once(inner)).collect();
+    *part = IdedExpr { id, expr: Expr::Call(CallExpr { func_name: function.to_string(), target: None, args }) };
 }
 
 /// The size of a string constant, as cel-go counts it.
@@ -362,15 +364,7 @@ fn charged_on_entry(part: &mut IdedExpr) {
 
 /// Rewrites `part` to `@charge(cost, part)`.
 fn charge_before(part: &mut IdedExpr, cost: u64) {
-    let inner = std::mem::take(part);
-    let cost = IdedExpr {
-        id: inner.id,
-        expr: Expr::Literal(LiteralValue::Int(i64::try_from(cost).unwrap_or(i64::MAX).into())),
-    };
-    *part = IdedExpr {
-        id: inner.id,
-        expr: Expr::Call(CallExpr { func_name: CHARGE.to_string(), target: None, args: vec![cost, inner] }),
-    };
+    wrap(part, CHARGE, &[cost]);
 }
 
 fn entry_cost(entry: &mut EntryExpr) -> u64 {
